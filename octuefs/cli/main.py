@@ -1,0 +1,38 @@
+"""Entry point of the `octuefs` command: parse, dispatch, and turn errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from octuefs import __version__
+from octuefs.cli import info
+from octuefs.errors import OctuefsError
+from octuefs.storage.gcs import configure
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="octuefs", description="Cloud Storage buckets as files, with Octue metadata.")
+    parser.add_argument("--version", action="version", version=f"octuefs {__version__}")
+    parser.add_argument("--endpoint", help="GCS-compatible endpoint URL (default: STORAGE_EMULATOR_HOST, else GCS)")
+    parser.add_argument("--debug", action="store_true", help="log every storage request")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    info.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if arguments.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    if arguments.endpoint:
+        configure(endpoint=arguments.endpoint)
+    try:
+        return arguments.handler(arguments)
+    except (OctuefsError, OSError) as error:
+        print(f"octuefs: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Every error octuefs raises on purpose.
+
+Each class says *what kind* of failure happened so callers (the CLI, the FUSE layer's single errno
+mapping) can act on it without parsing messages; each message names the file and the reason.
+The names Octue users already catch (`InvalidLabelException`, `InvalidTagException`,
+`InvalidInputException`, `CloudLocationNotSpecified`) are kept.
+"""
+
+from __future__ import annotations
+
+
+class OctuefsError(Exception):
+    """Base of every octuefs error."""
+
+
+class InvalidInputException(OctuefsError, ValueError):
+    """A value given by the user (path, id, timestamp, mode, option) is not acceptable."""
+
+
+class InvalidLabelException(InvalidInputException):
+    """A label is not a lowercase word of letters, digits and inner hyphens."""
+
+
+class InvalidTagException(InvalidInputException):
+    """A tag key is malformed or a tag value cannot be encoded as Octue JSON."""
+
+
+class MalformedMetadataError(InvalidInputException):
+    """Metadata stored on an object or in a `.octue` file cannot be decoded."""
+
+
+class MetadataTooLargeError(InvalidInputException):
+    """The custom metadata would exceed GCS's 8 KiB limit, so it is refused before sending."""
+
+
+class CloudLocationNotSpecified(OctuefsError):
+    """An upload or download was asked of a datafile with no cloud location."""
+
+
+class CloudObjectNotFound(OctuefsError, FileNotFoundError):
+    """The cloud object (or its bucket) does not exist."""
+
+
+class PreconditionConflict(OctuefsError):
+    """Another writer changed the object between our read and our write; ours was not applied."""
+
+
+class ChecksumMismatch(OctuefsError):
+    """Downloaded bytes do not match the object's crc32c; nothing was kept."""
+
+
+class StorageError(OctuefsError, OSError):
+    """The storage server failed a request even after retries (or could not be reached)."""
+
+
+class LocalFileNotFound(OctuefsError, FileNotFoundError):
+    """A local datafile's file does not exist where it was asked for."""

@@ -1,0 +1,1 @@
+"""Octue metadata: values, labels, tags, the codec and the `.octue` file store."""

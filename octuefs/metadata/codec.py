@@ -1,0 +1,149 @@
+"""The one Octue metadata codec: cloud custom metadata and `.octue` entries, both ways.
+
+Cloud objects hold five custom-metadata keys (`octue__id`, `octue__timestamp`, `octue__tags`,
+`octue__labels`, `octue__sdk_version`), each value `json.dumps`ed Octue's way. `.octue` entries
+hold the same values un-stringified. Readers are lenient like Octue (prefix optional, labels as
+a list or words, timestamps as epoch numbers); writers always produce the exact 0.69.1 bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import google_crc32c
+
+from octuefs.errors import InvalidInputException, MalformedMetadataError, MetadataTooLargeError
+from octuefs.metadata.labels import LabelSet, split_label_text
+from octuefs.metadata.model import OCTUE_SDK_VERSION, OctueMetadata, normalise_id, parse_timestamp
+from octuefs.metadata.tags import TagDict
+from octuefs.metadata.values import dumps, from_jsonable, loads, to_jsonable
+
+NAMESPACE = "octue"
+FIELDS = ("id", "timestamp", "tags", "labels", "sdk_version")
+GCS_CUSTOM_METADATA_LIMIT = 8 * 1024
+
+
+def cloud_key(field: str) -> str:
+    return f"{NAMESPACE}__{field}"
+
+
+OCTUE_CLOUD_KEYS = frozenset(cloud_key(field) for field in FIELDS)
+
+
+def is_octue_key(key: str) -> bool:
+    """Octue reads its fields with or without the namespace prefix, so both spellings are Octue's."""
+    return key in OCTUE_CLOUD_KEYS or key in FIELDS
+
+
+def foreign_metadata(custom: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Custom metadata that is not Octue's, which every update must carry through untouched."""
+    return {key: value for key, value in custom.items() if not is_octue_key(key)}
+
+
+def encode_fields(metadata: OctueMetadata) -> dict[str, Any]:
+    """The five Octue fields as Python values, in Octue's order."""
+    return {
+        "id": metadata.id,
+        "timestamp": metadata.timestamp,
+        "tags": metadata.tags,
+        "labels": metadata.labels,
+        "sdk_version": OCTUE_SDK_VERSION,
+    }
+
+
+def encode_cloud(metadata: OctueMetadata) -> dict[str, str]:
+    return {cloud_key(field): dumps(value) for field, value in encode_fields(metadata).items()}
+
+
+def encode_local(metadata: OctueMetadata) -> dict[str, Any]:
+    """A `.octue` `datafiles` entry: the same values as JSON structures rather than strings."""
+    return {field: to_jsonable(value) for field, value in encode_fields(metadata).items()}
+
+
+def _decode_labels(value: Any, source: str) -> LabelSet:
+    if isinstance(value, str):
+        value = split_label_text(value)
+    if not isinstance(value, set | list | tuple):
+        raise MalformedMetadataError(f"{source}: labels {value!r} are not a set, list or string of words.")
+    return LabelSet(value)
+
+
+def _decode_tags(value: Any, source: str) -> TagDict:
+    if not isinstance(value, dict):
+        raise MalformedMetadataError(f"{source}: tags {value!r} are not a JSON object.")
+    return TagDict(value)
+
+
+def decode_fields(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Validate decoded field values; only fields present are returned, so callers can fall back per field.
+
+    `source` names the object or file in every error so a bad entry can be found and fixed.
+    """
+    decoded: dict[str, Any] = {}
+    try:
+        if stored.get("id") is not None:
+            decoded["id"] = normalise_id(stored["id"])
+        if "timestamp" in stored:
+            decoded["timestamp"] = parse_timestamp(stored["timestamp"])
+        if stored.get("tags") is not None:
+            decoded["tags"] = _decode_tags(stored["tags"], source)
+        if stored.get("labels") is not None:
+            decoded["labels"] = _decode_labels(stored["labels"], source)
+    except MalformedMetadataError:
+        raise
+    except InvalidInputException as error:
+        raise MalformedMetadataError(f"{source}: stored Octue metadata is invalid: {error}") from None
+    return decoded
+
+
+def decode_cloud(custom: Mapping[str, str | None], source: str) -> dict[str, Any]:
+    stored: dict[str, Any] = {}
+    for field in FIELDS:
+        for key in (cloud_key(field), field):
+            raw = custom.get(key)
+            if raw is not None and raw != "":
+                stored[field] = loads(raw)
+                break
+    return decode_fields(stored, source)
+
+
+def decode_local(entry: Mapping[str, Any], source: str) -> dict[str, Any]:
+    return decode_fields(from_jsonable(entry), source)
+
+
+def cloud_custom_metadata(metadata: OctueMetadata, existing: Mapping[str, str | None], name: str) -> dict[str, str]:
+    """The complete custom map to write: foreign keys kept, Octue keys replaced; size checked first.
+
+    Sending the whole map is right whether the server merges (real GCS) or replaces (some emulators).
+    """
+    custom = {key: value for key, value in foreign_metadata(existing).items() if value is not None}
+    custom.update(encode_cloud(metadata))
+    check_size(custom, name)
+    return custom
+
+
+def check_size(custom: Mapping[str, str], name: str) -> None:
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in custom.items())
+    if size > GCS_CUSTOM_METADATA_LIMIT:
+        raise MetadataTooLargeError(
+            f"{name}: custom metadata would be {size} bytes, over GCS's {GCS_CUSTOM_METADATA_LIMIT}-byte limit; "
+            "nothing was sent."
+        )
+
+
+def metadata_hash(metadata: OctueMetadata) -> str:
+    """CRC32C (base64) of canonical JSON of timestamp, tags and sorted labels; the same in every process."""
+    canonical = json.dumps(
+        {
+            "labels": sorted(metadata.labels),
+            "tags": to_jsonable(metadata.tags),
+            "timestamp": to_jsonable(metadata.timestamp),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return base64.b64encode(google_crc32c.Checksum(canonical.encode()).digest()).decode()

@@ -1,0 +1,78 @@
+"""Labels: a set of lowercase words, validated on every way in."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+from octuefs.errors import InvalidLabelException
+
+LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*(?<!-)$")
+
+
+def normalise_label(label: object) -> str:
+    """Lowercase then validate, because Octue's own docs pass `{"Vestas"}` as a label."""
+    if not isinstance(label, str):
+        raise InvalidLabelException(f"Label {label!r} is not a string.")
+    candidate = label.strip().lower()
+    if not LABEL_PATTERN.match(candidate):
+        raise InvalidLabelException(
+            f"Label {label!r} is invalid: labels are lowercase letters, digits and inner hyphens (e.g. 'met-mast')."
+        )
+    return candidate
+
+
+def split_label_text(text: str) -> list[str]:
+    """Words of a label string: a JSON list, or words separated by whitespace and/or commas."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise InvalidLabelException(f"Labels {text!r} are not a valid JSON list: {error}.") from None
+        if not isinstance(parsed, list):
+            raise InvalidLabelException(f"Labels {text!r} must be a JSON list of strings.")
+        return parsed
+    return [word for word in re.split(r"[\s,]+", stripped) if word]
+
+
+class LabelSet(set[str]):
+    """A set whose members are always valid, normalised labels."""
+
+    def __init__(self, labels: Iterable[str] | str | None = None) -> None:
+        super().__init__()
+        if labels is None:
+            return
+        if isinstance(labels, str):
+            labels = split_label_text(labels)
+        self.update(labels)
+
+    def add(self, label: str) -> None:
+        super().add(normalise_label(label))
+
+    def update(self, *others: Iterable[str]) -> None:
+        for other in others:
+            super().update(normalise_label(label) for label in other)
+
+    def __ior__(self, other: Iterable[str]) -> LabelSet:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def discard(self, label: str) -> None:
+        super().discard(label.strip().lower() if isinstance(label, str) else label)
+
+    def remove(self, label: str) -> None:
+        super().remove(label.strip().lower() if isinstance(label, str) else label)
+
+    def __contains__(self, label: object) -> bool:
+        return super().__contains__(label.strip().lower() if isinstance(label, str) else label)
+
+    def sorted(self) -> list[str]:
+        return sorted(self)
+
+    def any_label_starts_with(self, prefix: str) -> bool:
+        return any(label.startswith(prefix) for label in self)
+
+    def __repr__(self) -> str:
+        return f"LabelSet({self.sorted()!r})"

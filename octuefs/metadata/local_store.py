@@ -1,0 +1,84 @@
+"""The `.octue` file beside local datafiles: read, merged on write, replaced atomically.
+
+Octue rewrites the whole file from one datafile's view, so two datafiles in a folder clobber each
+other and a failed encode truncates it. Here every write re-reads the file under an exclusive
+lock on its directory, changes one entry, and renames a fully written temp file into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from octuefs.errors import MalformedMetadataError
+
+METADATA_FILENAME = ".octue"
+
+
+class LocalMetadataStore:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / METADATA_FILENAME
+
+    def read(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return {}
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise MalformedMetadataError(f"{self.path}: not valid JSON ({error}).") from None
+        if not isinstance(document, dict):
+            raise MalformedMetadataError(f"{self.path}: expected a JSON object at the top level.")
+        return document
+
+    def datafile_entry(self, name: str) -> dict[str, Any] | None:
+        entries = self.read().get("datafiles") or {}
+        return entries.get(name) if isinstance(entries, dict) else None
+
+    def dataset_entry(self) -> dict[str, Any] | None:
+        return self.read().get("dataset")
+
+    def write_datafile_entry(self, name: str, entry: dict[str, Any]) -> None:
+        with self._locked() as document:
+            datafiles = document.get("datafiles")
+            if not isinstance(datafiles, dict):
+                datafiles = document["datafiles"] = {}
+            datafiles[name] = entry
+
+    def write_dataset_entry(self, entry: dict[str, Any]) -> None:
+        with self._locked() as document:
+            document["dataset"] = entry
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """Yield the current document for changes; written back atomically unless the block raised."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        directory_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(directory_fd, fcntl.LOCK_EX)
+            document = self.read()
+            yield document
+            self._replace(json.dumps(document, indent=4) + "\n")
+        finally:
+            os.close(directory_fd)
+
+    def _replace(self, text: str) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".octue.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise

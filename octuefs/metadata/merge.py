@@ -1,0 +1,28 @@
+"""Three-way merge of Octue metadata, for retrying a write that lost a precondition race.
+
+When another writer changed an object's metadata after we read it, our change (base → ours) is
+re-applied on top of theirs field by field and tag by tag, so two clients setting different tags
+both keep theirs; where both changed the same thing, ours wins because it is the later write.
+"""
+
+from __future__ import annotations
+
+from octuefs.metadata.labels import LabelSet
+from octuefs.metadata.model import OctueMetadata
+from octuefs.metadata.tags import TagDict
+
+
+def merge_metadata(base: OctueMetadata, ours: OctueMetadata, theirs: OctueMetadata) -> OctueMetadata:
+    tags = TagDict(theirs.tags)
+    for key, value in ours.tags.items():
+        if key not in base.tags or base.tags[key] != value:
+            tags[key] = value
+    for key in base.tags.keys() - ours.tags.keys():
+        tags.pop(key, None)
+    labels = LabelSet((theirs.labels | (ours.labels - base.labels)) - (base.labels - ours.labels))
+    return OctueMetadata(
+        id=ours.id if ours.id != base.id else theirs.id,
+        timestamp=ours.timestamp if ours.timestamp != base.timestamp else theirs.timestamp,
+        tags=tags,
+        labels=labels,
+    )

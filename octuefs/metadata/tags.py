@@ -1,0 +1,57 @@
+"""Tags: a dict with validated keys and Octue-encodable values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from octuefs.errors import InvalidTagException
+from octuefs.metadata.values import dumps
+
+TAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*(?<!_)$")
+
+
+def validate_tag_key(key: object) -> str:
+    if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+        raise InvalidTagException(
+            f"Tag key {key!r} is invalid: keys are lowercase letters, digits and inner underscores (e.g. 'wind_speed')."
+        )
+    return key
+
+
+def validate_tag_value(key: str, value: Any) -> Any:
+    """Refuse now what could not be written later, so a bad value never reaches the cloud."""
+    try:
+        dumps(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidTagException(f"Tag {key!r} has a value that cannot be stored as JSON: {error}.") from None
+    return value
+
+
+class TagDict(dict[str, Any]):
+    """A dict whose keys are valid tag names and whose values are always encodable."""
+
+    def __init__(self, tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.update(tags or {}, **kwargs)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(validate_tag_key(key), validate_tag_value(key, value))
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        items = other.items() if isinstance(other, Mapping) else other
+        for key, value in [*items, *kwargs.items()]:
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other: Any) -> TagDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"TagDict({dict(self)!r})"

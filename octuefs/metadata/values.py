@@ -1,0 +1,59 @@
+"""Octue's JSON value encoding: plain JSON plus tagged datetimes and sets.
+
+Octue 0.69.1 writes `{"_type": "datetime", "value": isoformat()}` and
+`{"_type": "set", "items": sorted(...)}` and dumps with Python's default separators and
+`ensure_ascii=True`; matching that exactly is what makes our bytes readable by the Octue SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+DATETIME_TYPE = "datetime"
+SET_TYPE = "set"
+
+
+def _encode_special(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"_type": DATETIME_TYPE, "value": value.isoformat()}
+    if isinstance(value, set | frozenset):
+        return {"_type": SET_TYPE, "items": sorted(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Encode like Octue's `OctueJSONEncoder` (so the bytes match the SDK's)."""
+    return json.dumps(value, default=_encode_special, indent=indent)
+
+
+def to_jsonable(value: Any) -> Any:
+    """The plain-JSON form of a value (datetimes and sets tagged), for embedding in bigger documents."""
+    return json.loads(dumps(value))
+
+
+def _decode_special(obj: dict[str, Any]) -> Any:
+    kind = obj.get("_type")
+    if kind == DATETIME_TYPE and isinstance(obj.get("value"), str) and len(obj) == 2:
+        return datetime.fromisoformat(obj["value"])
+    if kind == SET_TYPE and isinstance(obj.get("items"), list) and len(obj) == 2:
+        return set(_hashable(item) for item in obj["items"])
+    return obj
+
+
+def _hashable(item: Any) -> Any:
+    return tuple(item) if isinstance(item, list) else item
+
+
+def from_jsonable(value: Any) -> Any:
+    """Undo `to_jsonable`: tagged datetimes and sets become Python objects again."""
+    return json.loads(json.dumps(value), object_hook=_decode_special)
+
+
+def loads(text: str) -> Any:
+    """Decode one stored value; text that is not JSON is kept as the raw string, as Octue does."""
+    try:
+        return json.loads(text, object_hook=_decode_special)
+    except (json.JSONDecodeError, ValueError):
+        return text

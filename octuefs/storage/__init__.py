@@ -1,0 +1,1 @@
+"""The storage boundary: the only code that talks to Google Cloud Storage."""

@@ -1,0 +1,319 @@
+"""The one Google Cloud Storage client of the process and every request octuefs sends.
+
+Everything that crosses the network is here, so retries, timeouts, preconditions, checksum
+checks and error translation are decided once. The same code serves real GCS (Application
+Default Credentials) and a GCS-compatible server named by `--endpoint` or
+`STORAGE_EMULATOR_HOST` (anonymous credentials), so tests and the demo exercise production code.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import google_crc32c
+import requests
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from octuefs.errors import ChecksumMismatch, CloudObjectNotFound, PreconditionConflict, StorageError
+from octuefs.storage.paths import CloudLocation
+
+logger = logging.getLogger(__name__)
+
+EMPTY_CRC32C = "AAAAAA=="
+DEFAULT_PROJECT = "octuefs"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    endpoint: str | None = None
+    project: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retry_deadline: float = 120.0
+    pool_size: int = 32
+    # Resumable uploads hold one chunk in memory at a time; must be a multiple of 256 KiB.
+    upload_chunk_size: int = 8 * 1024 * 1024
+
+    @property
+    def resolved_endpoint(self) -> str | None:
+        return self.endpoint or os.environ.get("STORAGE_EMULATOR_HOST") or None
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What one GET or listing tells about an object; enough to act on it without asking again."""
+
+    bucket: str
+    name: str
+    size: int
+    generation: int
+    metageneration: int | None
+    crc32c: str | None
+    content_type: str | None
+    updated: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_blob(cls, blob: storage.Blob) -> ObjectStat:
+        return cls(
+            bucket=blob.bucket.name,
+            name=blob.name,
+            size=int(blob.size or 0),
+            generation=int(blob.generation or 0),
+            metageneration=int(blob.metageneration) if blob.metageneration is not None else None,
+            crc32c=blob.crc32c,
+            content_type=blob.content_type,
+            updated=blob.updated,
+            metadata=dict(blob.metadata or {}),
+        )
+
+    @property
+    def location(self) -> CloudLocation:
+        return CloudLocation(self.bucket, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form, so a serialised datafile can be rebuilt without a request."""
+        data = {**self.__dict__, "metadata": dict(self.metadata)}
+        data["updated"] = self.updated.isoformat() if self.updated else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObjectStat:
+        updated = datetime.fromisoformat(data["updated"]) if data.get("updated") else None
+        return cls(**{**data, "updated": updated})
+
+
+@dataclass(frozen=True)
+class Listing:
+    objects: list[ObjectStat]
+    prefixes: list[str]
+
+
+def crc32c_of_bytes(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+def crc32c_of_file(path: str | os.PathLike[str], block_size: int = 1024 * 1024) -> str:
+    checksum = google_crc32c.Checksum()
+    with open(path, "rb") as file:
+        while block := file.read(block_size):
+            checksum.update(block)
+    return base64.b64encode(checksum.digest()).decode()
+
+
+class _ChecksummingWriter:
+    """A write-only file that computes the crc32c of what passes through it."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._checksum = google_crc32c.Checksum()
+
+    def write(self, data: bytes) -> int:
+        self._checksum.update(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    @property
+    def crc32c(self) -> str:
+        return base64.b64encode(self._checksum.digest()).decode()
+
+
+@contextlib.contextmanager
+def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[None]:
+    """Turn client exceptions into octuefs errors that name the object and what was being done."""
+    try:
+        yield
+    except api_exceptions.NotFound:
+        raise CloudObjectNotFound(f"{location}: no such object or bucket (while trying to {action}).") from None
+    except api_exceptions.PreconditionFailed:
+        raise PreconditionConflict(
+            f"{location}: changed by another writer since it was read, so {action} was not applied."
+        ) from None
+    except api_exceptions.GoogleAPICallError as error:
+        raise StorageError(f"{location}: server refused to {action}: {error.code} {error.message}") from None
+    except (requests.RequestException, ConnectionError, TimeoutError) as error:
+        raise StorageError(f"{location}: could not {action}: {error}") from None
+
+
+class GCSStorage:
+    """Requests to GCS; thread-safe, one per process (see `get_storage`)."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self.client = self._build_client(settings)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._retry: Retry = DEFAULT_RETRY.with_timeout(settings.retry_deadline)
+
+    @staticmethod
+    def _build_client(settings: StorageSettings) -> storage.Client:
+        endpoint = settings.resolved_endpoint
+        if endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            client = storage.Client(
+                project=settings.project or DEFAULT_PROJECT,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": endpoint},
+            )
+        else:
+            client = storage.Client(project=settings.project)
+        # Many requests run in parallel (readahead, FUSE threads); the default pool of 10 would serialise them.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool_size)
+        client._http.mount("http://", adapter)
+        client._http.mount("https://", adapter)
+        return client
+
+    def _blob(self, bucket: str, name: str, generation: int | None = None) -> storage.Blob:
+        return self.client.bucket(bucket).blob(name, generation=generation)
+
+    def stat(self, bucket: str, name: str) -> ObjectStat | None:
+        """One GET of the object's resource; None when it does not exist."""
+        location = CloudLocation(bucket, name)
+        with _translated_errors(location, "read its metadata"):
+            blob = self.client.bucket(bucket).get_blob(name, retry=self._retry, timeout=self._timeout)
+        return ObjectStat.from_blob(blob) if blob is not None else None
+
+    def require_stat(self, bucket: str, name: str) -> ObjectStat:
+        stat = self.stat(bucket, name)
+        if stat is None:
+            raise CloudObjectNotFound(f"{CloudLocation(bucket, name)}: no such object.")
+        return stat
+
+    def list(self, bucket: str, prefix: str = "", delimiter: str | None = None) -> Listing:
+        """Every object (with its metadata) and sub-prefix under `prefix`, through all result pages."""
+        objects: list[ObjectStat] = []
+        prefixes: set[str] = set()
+        with _translated_errors(f"gs://{bucket}/{prefix}", "list objects"):
+            iterator = self.client.list_blobs(
+                bucket, prefix=prefix or None, delimiter=delimiter, retry=self._retry, timeout=self._timeout
+            )
+            for page in iterator.pages:
+                objects.extend(ObjectStat.from_blob(blob) for blob in page)
+                prefixes.update(page.prefixes)
+        return Listing(objects, sorted(prefixes))
+
+    def read_range(self, stat: ObjectStat, start: int, end: int) -> bytes:
+        """Bytes [start, end) of exactly the generation in `stat`; a short body is an error, never data."""
+        end = min(end, stat.size)
+        if start >= end:
+            return b""
+        blob = self._blob(stat.bucket, stat.name, stat.generation)
+        with _translated_errors(stat.location, f"read bytes {start}-{end - 1}"):
+            data = blob.download_as_bytes(
+                start=start, end=end - 1, checksum=None, raw_download=True, retry=self._retry, timeout=self._timeout
+            )
+        if len(data) != end - start:
+            raise StorageError(f"{stat.location}: asked for {end - start} bytes at {start}, got {len(data)}.")
+        return data
+
+    def download(self, stat: ObjectStat, destination: str | os.PathLike[str]) -> None:
+        """Download exactly the generation in `stat`, verified against its crc32c, all or nothing.
+
+        Bytes go to a temp file beside the destination and are renamed into place only after the
+        checksum matches, so a failure never leaves a half file where the user expects data.
+        """
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                writer = _ChecksummingWriter(file)
+                blob = self._blob(stat.bucket, stat.name, stat.generation)
+                with _translated_errors(stat.location, "download it"):
+                    blob.download_to_file(
+                        writer, checksum=None, raw_download=True, retry=self._retry, timeout=self._timeout
+                    )
+            if stat.crc32c and writer.crc32c != stat.crc32c:
+                raise ChecksumMismatch(
+                    f"{stat.location}: downloaded bytes have crc32c {writer.crc32c}, the object says "
+                    f"{stat.crc32c}; the download was discarded."
+                )
+            os.replace(temporary, destination)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+    def upload(
+        self,
+        bucket: str,
+        name: str,
+        source: str | os.PathLike[str],
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_generation_match: int,
+    ) -> ObjectStat:
+        """Content, content type and custom metadata in one upload, only over the generation we expect.
+
+        `if_generation_match=0` means "only if it does not exist yet". Files over one chunk go up
+        as a resumable upload, so memory stays at one chunk whatever the file size.
+        """
+        blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
+        blob.metadata = dict(metadata)
+        with _translated_errors(CloudLocation(bucket, name), "upload it"):
+            blob.upload_from_filename(
+                os.fspath(source),
+                content_type=content_type,
+                if_generation_match=if_generation_match,
+                checksum="crc32c",
+                retry=self._retry,
+                timeout=self._timeout,
+            )
+        return ObjectStat.from_blob(blob)
+
+    def patch_metadata(self, stat: ObjectStat, metadata: Mapping[str, str | None]) -> ObjectStat:
+        """One metadata PATCH, applied only if nobody changed the object's metadata since `stat`."""
+        blob = self._blob(stat.bucket, stat.name)
+        blob.metadata = dict(metadata)
+        with _translated_errors(stat.location, "update its metadata"):
+            blob.patch(
+                if_generation_match=stat.generation,
+                if_metageneration_match=stat.metageneration,
+                retry=self._retry,
+                timeout=self._timeout,
+            )
+        patched = ObjectStat.from_blob(blob)
+        # Some servers omit fields from a PATCH response; what we knew before still holds for them.
+        return replace(
+            stat,
+            metadata=patched.metadata,
+            metageneration=patched.metageneration or stat.metageneration,
+            updated=patched.updated or stat.updated,
+        )
+
+
+_lock = threading.Lock()
+_settings = StorageSettings()
+_instance: tuple[int, GCSStorage] | None = None
+
+
+def configure(**settings: Any) -> None:
+    """Change settings (e.g. `endpoint`); the client is rebuilt on next use."""
+    global _settings, _instance
+    with _lock:
+        _settings = replace(_settings, **settings)
+        _instance = None
+
+
+def get_storage() -> GCSStorage:
+    """The process's storage client, built on first use (and again after a fork)."""
+    global _instance
+    with _lock:
+        if _instance is None or _instance[0] != os.getpid():
+            _instance = (os.getpid(), GCSStorage(_settings))
+        return _instance[1]
