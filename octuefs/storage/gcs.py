@@ -172,6 +172,9 @@ class GCSStorage:
             )
         else:
             client = storage.Client(project=settings.project)
+        # Newer clients fetch each bucket's resource in a background thread for tracing spans: a request
+        # per bucket that octuefs never asked for and that would break its request budgets.
+        client._bucket_metadata_cache = None
         # Many requests run in parallel (readahead, FUSE threads); the default pool of 10 would serialise them.
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool_size)
         client._http.mount("http://", adapter)
