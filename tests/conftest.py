@@ -14,7 +14,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 import octuefs
-from tests.support.gcs_server import GCSServer, start_server
+from octuefs.local_server import GCSServer, start_server
 from tests.support.http_proxy import CountingProxy
 
 REQUIRE_ALL = os.environ.get("OCTUEFS_REQUIRE_ALL") == "1"

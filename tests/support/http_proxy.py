@@ -47,10 +47,14 @@ class Request:
 
 @dataclass
 class Fault:
+    """The next `remaining` requests matching `method` and `path_pattern` get `status` instead of the
+    server's answer; with `corrupt=True` they get the server's answer with one body byte flipped."""
+
     method: str
     path_pattern: str
     status: int
     remaining: int
+    corrupt: bool = False
     body: bytes = b'{"error": {"code": 0, "message": "injected by the test proxy"}}'
 
 
@@ -81,6 +85,10 @@ class CountingProxy:
         with self.lock:
             self.faults.append(Fault(method, path_pattern, status, count))
 
+    def corrupt(self, method: str, path_pattern: str, count: int = 1) -> None:
+        with self.lock:
+            self.faults.append(Fault(method, path_pattern, 0, count, corrupt=True))
+
     def kinds(self) -> list[str]:
         with self.lock:
             return [request.kind for request in self.requests]
@@ -110,7 +118,7 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             fault = proxy._take_fault(self.command, self.path)
-            if fault is not None:
+            if fault is not None and not fault.corrupt:
                 self._reply(fault.status, [("Content-Type", "application/json")], fault.body, len(body))
                 return
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
@@ -119,6 +127,8 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             response = connection.getresponse()
             data = response.read()
             connection.close()
+            if fault is not None and data:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
             reply_headers = []
             for key, value in response.getheaders():
                 if key.lower() in HOP_BY_HOP or key.lower() == "content-length":

