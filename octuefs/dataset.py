@@ -48,7 +48,7 @@ class Dataset:
         labels: Iterable[str] | str | None = None,
     ) -> None:
         path = os.fspath(path)
-        self._cloud = CloudLocation.parse(path) if is_cloud_path(path) else None
+        self._cloud = CloudLocation.parse(path, allow_bucket_only=True) if is_cloud_path(path) else None
         if self._cloud is not None:
             self._cloud = CloudLocation(self._cloud.bucket, self._cloud.name.rstrip("/"))
         self.path = self._cloud.path.rstrip("/") if self._cloud else str(Path(path).absolute())

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from octuefs import __version__
-from octuefs.cli import info
+from octuefs.cli import demo, info
 from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import configure
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log every storage request")
     subparsers = parser.add_subparsers(dest="command", required=True)
     info.add_parser(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 
