@@ -197,13 +197,23 @@ class GCSStorage:
             raise CloudObjectNotFound(f"{CloudLocation(bucket, name)}: no such object.")
         return stat
 
-    def list(self, bucket: str, prefix: str = "", delimiter: str | None = None) -> Listing:
-        """Every object (with its metadata) and sub-prefix under `prefix`, through all result pages."""
+    def list(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, page_size: int | None = None
+    ) -> Listing:
+        """Every object (with its metadata) and sub-prefix under `prefix`, through all result pages.
+
+        GCS pages at 1000 objects by default; `page_size` asks for smaller pages.
+        """
         objects: list[ObjectStat] = []
         prefixes: set[str] = set()
         with _translated_errors(f"gs://{bucket}/{prefix}", "list objects"):
             iterator = self.client.list_blobs(
-                bucket, prefix=prefix or None, delimiter=delimiter, retry=self._retry, timeout=self._timeout
+                bucket,
+                prefix=prefix or None,
+                delimiter=delimiter,
+                page_size=page_size,
+                retry=self._retry,
+                timeout=self._timeout,
             )
             for page in iterator.pages:
                 objects.extend(ObjectStat.from_blob(blob) for blob in page)
