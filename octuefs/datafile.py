@@ -9,6 +9,7 @@ guarded by preconditions, and one client serves the whole process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mimetypes
 import os
 import shutil
@@ -36,6 +37,7 @@ from octuefs.storage.paths import CloudLocation, is_cloud_path
 
 HDF5_EXTENSIONS = frozenset({"hdf5", "h5"})
 HDF5_MODES = frozenset({"r", "r+", "w", "w-", "x", "a"})
+LOCAL_NAME_MAX = 255  # bytes in one path segment on Linux
 # Built from Python's own table only, so the guess never depends on the machine's /etc/mime.types.
 _MIME_TYPES = mimetypes.MimeTypes()
 
@@ -321,8 +323,21 @@ class Datafile:
 
     def _default_copy_target(self) -> Path:
         if self._local_copy_target is None:
-            self._local_copy_target = Path(tempfile.mkdtemp(prefix="octuefs-")) / self.name
+            self._local_copy_target = Path(tempfile.mkdtemp(prefix="octuefs-")) / self._local_file_name()
         return self._local_copy_target
+
+    def _local_file_name(self) -> str:
+        """The object's base name, unless no local file can have it.
+
+        GCS names may end in `/`, `/.` or `/..`, or end in a segment over Linux's 255-byte NAME_MAX;
+        joined to a directory such a base name means the directory itself, its parent, or an error,
+        so a stable name derived from the whole object name stands in.
+        """
+        name = self.name
+        if name not in ("", ".", "..") and len(name.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX:
+            return name
+        digest = hashlib.sha256(self.path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return f"object-{digest}"
 
     def download(self, local_path: str | os.PathLike[str] | None = None) -> str:
         """Fetch the cloud content (verified against its crc32c) and return the local path."""
@@ -406,6 +421,19 @@ class Datafile:
         if stat is not None:
             self._stat, self._metadata = cloud_metadata.write_metadata(get_storage(), stat, self._saved, self._metadata)
         self._mark_saved()
+
+    def save_metadata(self, metadata: OctueMetadata) -> None:
+        """Write `metadata` as this datafile's metadata, adopting it only once the write has succeeded.
+
+        The mount uses this for xattr changes: a refused or failed write leaves the datafile as it was.
+        """
+        previous = self._metadata
+        self._metadata = metadata
+        try:
+            self.update_metadata()
+        except BaseException:
+            self._metadata = previous
+            raise
 
     def _write_local_metadata(self) -> None:
         assert self._local_file is not None
@@ -495,7 +523,8 @@ class _OpenContext:
         keeps_content = self.mode.startswith(("a", "r"))
         if self.mode.startswith("r") and stat is None:
             raise CloudObjectNotFound(f"{datafile.cloud_path}: no such object to open with mode {self.mode!r}.")
-        staging = Path(tempfile.mkdtemp(dir=datafile._default_copy_target().parent, prefix=".staging-")) / datafile.name
+        target = datafile._default_copy_target()
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-")) / target.name
         if keeps_content and stat is not None:
             shutil.copyfile(datafile.local_path, staging)
         return staging

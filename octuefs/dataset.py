@@ -101,22 +101,26 @@ class Dataset:
         root = Path(self.path)
         directories = [root, *(path for path in root.rglob("*") if path.is_dir())] if recursive else [root]
         files: list[Datafile] = []
+        stored: dict[str, Any] | None = None
         for directory in directories:
-            entries = {} if ignore_stored else self._local_entries(directory)
+            document = {} if ignore_stored else self._local_document(directory)
+            if directory == root:
+                stored = document.get("dataset")
+            entries = document.get("datafiles")
+            entries = entries if isinstance(entries, dict) else {}
             for path in sorted(directory.iterdir()):
                 if path.is_file() and path.name != METADATA_FILENAME:
                     files.append(self._local_datafile(path, entries.get(path.name)))
-        stored = None if ignore_stored else self._local_dataset_entry(root)
         return sorted(files), stored
 
     @staticmethod
-    def _local_entries(directory: Path) -> dict[str, Any]:
+    def _local_document(directory: Path) -> dict[str, Any]:
+        """The folder's `.octue` document, read once so that a malformed file is reported once, not per use."""
         try:
-            entries = LocalMetadataStore(directory).read().get("datafiles") or {}
+            return LocalMetadataStore(directory).read()
         except MalformedMetadataError as error:
             _report_malformed(error)
             return {}
-        return entries if isinstance(entries, dict) else {}
 
     @staticmethod
     def _local_datafile(path: Path, entry: Mapping[str, Any] | None) -> Datafile:
@@ -128,17 +132,12 @@ class Dataset:
                 _report_malformed(error)
         return Datafile(path, ignore_stored_metadata=True, **fields)
 
-    @staticmethod
-    def _local_dataset_entry(root: Path) -> dict[str, Any] | None:
+    def _apply_stored(self, entry: Any) -> None:
+        """Take the stored dataset entry; a hand-edited `.octue` may hold any JSON there, so check before use."""
         try:
-            return LocalMetadataStore(root).dataset_entry()
-        except MalformedMetadataError as error:
-            _report_malformed(error)
-            return None
-
-    def _apply_stored(self, entry: Mapping[str, Any]) -> None:
-        try:
-            fields = decode_local(entry, f"{self.path}/{METADATA_FILENAME}")
+            if not isinstance(entry, Mapping):
+                raise MalformedMetadataError(f"{self.metadata_path}: 'dataset' is not a JSON object.")
+            fields = decode_local(entry, self.metadata_path)
         except MalformedMetadataError as error:
             _report_malformed(error)
             return

@@ -55,3 +55,23 @@ class StorageError(OctuefsError, OSError):
 
 class LocalFileNotFound(OctuefsError, FileNotFoundError):
     """A local datafile's file does not exist where it was asked for."""
+
+
+class NoSuchAttribute(OctuefsError, LookupError):
+    """An extended attribute that the file does not have (ENODATA to programs)."""
+
+
+class ReadOnlyAttribute(OctuefsError, PermissionError):
+    """An extended attribute derived from the object (id, hash, cloud path) cannot be set or removed."""
+
+
+class UnsupportedAttribute(OctuefsError):
+    """An extended attribute name octuefs does not store (ENOTSUP to programs)."""
+
+
+class ReadOnlyFilesystem(OctuefsError):
+    """A change to content was asked of a mount that does not write content (EROFS to programs)."""
+
+
+class MountError(OctuefsError):
+    """A problem found before mounting: no FUSE, bad mountpoint, unreachable server, missing bucket."""

@@ -52,6 +52,7 @@ def _seed_hdf5(bucket: str, root: Path) -> list[str]:
     if importlib.util.find_spec("h5py") is None:
         return []
     import numpy as np
+
     local = root / "arrays" / "measurements.hdf5"
     local.parent.mkdir(parents=True, exist_ok=True)
     datafile = Datafile(local, tags={"n_samples": 4096, "units": "m_s"}, labels={"simulated"})

@@ -7,12 +7,13 @@ import logging
 import sys
 
 from octuefs import __version__
-from octuefs.cli import demo, info
+from octuefs.cli import demo, info, mount
 from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import configure
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
+    """The parser, and the names of its commands (to recognise the mount-helper form)."""
     parser = argparse.ArgumentParser(prog="octuefs", description="Cloud Storage buckets as files, with Octue metadata.")
     parser.add_argument("--version", action="version", version=f"octuefs {__version__}")
     parser.add_argument("--endpoint", help="GCS-compatible endpoint URL (default: STORAGE_EMULATOR_HOST, else GCS)")
@@ -20,11 +21,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     info.add_parser(subparsers)
     demo.add_parser(subparsers)
-    return parser
+    mount.add_parsers(subparsers)
+    return parser, frozenset(subparsers.choices)
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, commands = build_parser()
+    if len(argv) >= 2 and not argv[0].startswith("-") and argv[0] not in commands:
+        # mount.fuse3 and fstab call `octuefs SOURCE MOUNTPOINT -o OPTIONS`.
+        argv = ["mount", *argv]
+    arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if arguments.debug else logging.WARNING, format="%(levelname)s %(message)s")
     if arguments.endpoint:
         configure(endpoint=arguments.endpoint)

@@ -82,6 +82,8 @@ def decode_fields(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
 
     `source` names the object or file in every error so a bad entry can be found and fixed.
     """
+    if not isinstance(stored, Mapping):
+        raise MalformedMetadataError(f"{source}: Octue metadata {stored!r} is not a JSON object.")
     decoded: dict[str, Any] = {}
     try:
         if stored.get("id") is not None:
@@ -105,13 +107,21 @@ def decode_cloud(custom: Mapping[str, str | None], source: str) -> dict[str, Any
         for key in (cloud_key(field), field):
             raw = custom.get(key)
             if raw is not None and raw != "":
-                stored[field] = loads(raw)
+                value = loads(raw)
+                # A single label such as "2024" or "true" parses as a JSON scalar; it is still a word.
+                if field == "labels" and isinstance(value, bool | int | float):
+                    value = raw
+                stored[field] = value
                 break
     return decode_fields(stored, source)
 
 
 def decode_local(entry: Mapping[str, Any], source: str) -> dict[str, Any]:
-    return decode_fields(from_jsonable(entry), source)
+    try:
+        stored = from_jsonable(entry)
+    except (TypeError, ValueError) as error:
+        raise MalformedMetadataError(f"{source}: stored Octue metadata is invalid: {error}") from None
+    return decode_fields(stored, source)
 
 
 def cloud_custom_metadata(metadata: OctueMetadata, existing: Mapping[str, str | None], name: str) -> dict[str, str]:

@@ -59,6 +59,13 @@ class LabelSet(set[str]):
         self.update(other)
         return self
 
+    def symmetric_difference_update(self, other: Iterable[str]) -> None:
+        super().symmetric_difference_update({normalise_label(label) for label in other})
+
+    def __ixor__(self, other: Iterable[str]) -> LabelSet:  # type: ignore[override,misc]
+        self.symmetric_difference_update(other)
+        return self
+
     def discard(self, label: str) -> None:
         super().discard(label.strip().lower() if isinstance(label, str) else label)
 

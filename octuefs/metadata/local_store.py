@@ -11,7 +11,8 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,17 @@ class LocalMetadataStore:
             os.close(directory_fd)
 
     def _replace(self, text: str) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".octue.", suffix=".tmp")
+        """Rename a complete temp file into place, with the mode the file had (or `open` would give it).
+
+        Not `tempfile.mkstemp`: its files are 0600, which would hide `.octue` from everyone else
+        who could read it before (Octue's own `open(path, "w")` keeps the mode or applies the umask).
+        """
+        temporary = self.directory / f"{METADATA_FILENAME}.{secrets.token_hex(8)}.tmp"
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(handle, "w") as file:
+                with contextlib.suppress(FileNotFoundError):
+                    os.fchmod(file.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())

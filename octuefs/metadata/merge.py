@@ -7,22 +7,31 @@ both keep theirs; where both changed the same thing, ours wins because it is the
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.model import OctueMetadata
 from octuefs.metadata.tags import TagDict
+from octuefs.metadata.values import to_jsonable
+
+
+def _stored_form(value: Any) -> str:
+    """Compare values as Octue writes them: Python's == calls 1 and True (or one instant in two offsets) equal."""
+    return json.dumps(to_jsonable(value), sort_keys=True)
 
 
 def merge_metadata(base: OctueMetadata, ours: OctueMetadata, theirs: OctueMetadata) -> OctueMetadata:
     tags = TagDict(theirs.tags)
     for key, value in ours.tags.items():
-        if key not in base.tags or base.tags[key] != value:
+        if key not in base.tags or _stored_form(base.tags[key]) != _stored_form(value):
             tags[key] = value
     for key in base.tags.keys() - ours.tags.keys():
         tags.pop(key, None)
     labels = LabelSet((theirs.labels | (ours.labels - base.labels)) - (base.labels - ours.labels))
     return OctueMetadata(
         id=ours.id if ours.id != base.id else theirs.id,
-        timestamp=ours.timestamp if ours.timestamp != base.timestamp else theirs.timestamp,
+        timestamp=ours.timestamp if _stored_form(ours.timestamp) != _stored_form(base.timestamp) else theirs.timestamp,
         tags=tags,
         labels=labels,
     )

@@ -41,18 +41,28 @@ def parse_timestamp(value: object) -> datetime | None:
     if isinstance(value, bool):
         raise InvalidInputException(f"Timestamp {value!r} is not a datetime, ISO 8601 string or number.")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC)
+        return _from_epoch(value, value)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return datetime.fromtimestamp(float(text), tz=UTC)
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            return _from_epoch(seconds, value)
         try:
             return datetime.fromisoformat(text)
         except ValueError:
             raise InvalidInputException(f"Timestamp {value!r} is not ISO 8601 or epoch seconds.") from None
     raise InvalidInputException(f"Timestamp {value!r} is not a datetime, ISO 8601 string or number.")
+
+
+def _from_epoch(seconds: float, given: object) -> datetime:
+    """NaN, infinities and huge numbers make `fromtimestamp` raise ValueError, OverflowError or OSError."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInputException(f"Timestamp {given!r} is not a representable number of epoch seconds.") from None
 
 
 @dataclass

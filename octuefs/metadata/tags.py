@@ -13,7 +13,8 @@ TAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*(?<!_)$")
 
 
 def validate_tag_key(key: object) -> str:
-    if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+    # fullmatch: with `match`, the pattern's `$` would also accept a key ending in a newline.
+    if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
         raise InvalidTagException(
             f"Tag key {key!r} is invalid: keys are lowercase letters, digits and inner underscores (e.g. 'wind_speed')."
         )

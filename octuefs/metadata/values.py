@@ -43,7 +43,12 @@ def _decode_special(obj: dict[str, Any]) -> Any:
 
 
 def _hashable(item: Any) -> Any:
-    return tuple(item) if isinstance(item, list) else item
+    """Set members come back from JSON as lists and sets; make them hashable again, nested ones too."""
+    if isinstance(item, list):
+        return tuple(_hashable(member) for member in item)
+    if isinstance(item, set):
+        return frozenset(item)
+    return item
 
 
 def from_jsonable(value: Any) -> Any:
@@ -55,5 +60,6 @@ def loads(text: str) -> Any:
     """Decode one stored value; text that is not JSON is kept as the raw string, as Octue does."""
     try:
         return json.loads(text, object_hook=_decode_special)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, TypeError):
+        # TypeError: a tagged set whose items cannot be set members (e.g. JSON objects).
         return text

@@ -146,6 +146,10 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
         ) from None
     except api_exceptions.GoogleAPICallError as error:
         raise StorageError(f"{location}: server refused to {action}: {error.code} {error.message}") from None
+    except api_exceptions.RetryError as error:
+        # When retries of a transient failure (503, reset connection) outlast the deadline, the client
+        # raises RetryError, which is no GoogleAPICallError: without this it escapes untyped and unnamed.
+        raise StorageError(f"{location}: gave up trying to {action} after retrying: {error.cause}") from None
     except (requests.RequestException, ConnectionError, TimeoutError) as error:
         raise StorageError(f"{location}: could not {action}: {error}") from None
 
@@ -184,6 +188,14 @@ class GCSStorage:
     def _blob(self, bucket: str, name: str, generation: int | None = None) -> storage.Blob:
         return self.client.bucket(bucket).blob(name, generation=generation)
 
+    def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
+        """One bucket GET with a short retry deadline, so a mount fails fast when the server is down."""
+        with _translated_errors(f"gs://{bucket}", "look up the bucket"):
+            found = self.client.lookup_bucket(
+                bucket, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=(min(deadline, 5.0), deadline)
+            )
+        return found is not None
+
     def stat(self, bucket: str, name: str) -> ObjectStat | None:
         """One GET of the object's resource; None when it does not exist."""
         location = CloudLocation(bucket, name)
@@ -198,11 +210,17 @@ class GCSStorage:
         return stat
 
     def list(
-        self, bucket: str, prefix: str = "", delimiter: str | None = None, page_size: int | None = None
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
     ) -> Listing:
         """Every object (with its metadata) and sub-prefix under `prefix`, through all result pages.
 
-        GCS pages at 1000 objects by default; `page_size` asks for smaller pages.
+        GCS pages at 1000 objects by default; `page_size` asks for smaller pages; `limit` stops
+        after that many results (enough to learn whether a prefix has anything under it).
         """
         objects: list[ObjectStat] = []
         prefixes: set[str] = set()
@@ -212,6 +230,7 @@ class GCSStorage:
                 prefix=prefix or None,
                 delimiter=delimiter,
                 page_size=page_size,
+                max_results=limit,
                 retry=self._retry,
                 timeout=self._timeout,
             )

@@ -1,0 +1,187 @@
+"""Chunks of cloud objects on local disk: ranged, size-bounded, safe from hostile names, reusable.
+
+A chunk is stored as one file named by a SHA-256 of (bucket, object name, generation, chunk
+size) and its index, so no object name ever reaches a local path, a new generation never finds
+an older generation's bytes, and a remount with the same cache directory reuses what is there.
+Each file ends with the CRC32C of its bytes: a chunk damaged on disk is dropped and fetched
+again instead of being served. Files are written to a temp name and renamed, so a crash never
+leaves a half chunk. The least recently used chunks are evicted past the size bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import google_crc32c
+
+from octuefs.storage.gcs import ObjectStat
+
+logger = logging.getLogger(__name__)
+
+TRAILER_BYTES = 4
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChunkKey:
+    """Which object generation, cut into chunks of which size."""
+
+    bucket: str
+    name: str
+    generation: int
+    chunk_size: int
+
+    @classmethod
+    def of(cls, stat: ObjectStat, chunk_size: int) -> ChunkKey:
+        return cls(stat.bucket, stat.name, stat.generation, chunk_size)
+
+    @property
+    def digest(self) -> str:
+        identity = f"{self.bucket}\0{self.name}\0{self.generation}\0{self.chunk_size}"
+        return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _crc(data: bytes) -> bytes:
+    return google_crc32c.Checksum(data).digest()
+
+
+class ChunkCache:
+    """Thread-safe: FUSE worker threads and library readers use it concurrently."""
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
+        self.directory = Path(directory) / "chunks"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._lru: OrderedDict[str, int] = OrderedDict()
+        self._per_object: dict[str, set[int]] = {}
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        """Index chunks left by an earlier mount, oldest use first (use time is kept as mtime)."""
+        found = []
+        for path in self.directory.glob("*/*"):
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                status = path.stat()
+                found.append((status.st_mtime_ns, path.name, status.st_size))
+        for _, name, size in sorted(found):
+            self._remember(name, size)
+        self._evict()
+
+    def _remember(self, file_name: str, size: int) -> None:
+        digest, _, index = file_name.partition(".")
+        self._lru[file_name] = size
+        self._bytes += size
+        self._per_object.setdefault(digest, set()).add(int(index))
+
+    def _forget(self, file_name: str) -> None:
+        size = self._lru.pop(file_name, None)
+        if size is None:
+            return
+        self._bytes -= size
+        digest, _, index = file_name.partition(".")
+        indices = self._per_object.get(digest)
+        if indices is not None:
+            indices.discard(int(index))
+            if not indices:
+                del self._per_object[digest]
+
+    def _path(self, file_name: str) -> Path:
+        return self.directory / file_name[:2] / file_name
+
+    @staticmethod
+    def _file_name(key: ChunkKey, index: int) -> str:
+        return f"{key.digest}.{index}"
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def cached_indices(self, key: ChunkKey) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._per_object.get(key.digest, ()))
+
+    def contains(self, key: ChunkKey, index: int) -> bool:
+        with self._lock:
+            return self._file_name(key, index) in self._lru
+
+    def get(self, key: ChunkKey, index: int) -> bytes | None:
+        file_name = self._file_name(key, index)
+        path = self._path(file_name)
+        try:
+            stored = path.read_bytes()
+        except FileNotFoundError:
+            with self._lock:
+                self._forget(file_name)
+                self.misses += 1
+            return None
+        data, trailer = stored[:-TRAILER_BYTES], stored[-TRAILER_BYTES:]
+        if len(stored) < TRAILER_BYTES or _crc(data) != trailer:
+            logger.warning("cache chunk %s of gs://%s/%s is damaged; fetching it again", index, key.bucket, key.name)
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._forget(file_name)
+                self.misses += 1
+            return None
+        with self._lock:
+            self.hits += 1
+            if file_name in self._lru:
+                self._lru.move_to_end(file_name)
+            else:
+                self._remember(file_name, len(stored))
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
+        return data
+
+    def put(self, key: ChunkKey, index: int, data: bytes) -> None:
+        file_name = self._file_name(key, index)
+        path = self._path(file_name)
+        path.parent.mkdir(exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.write(_crc(data))
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        with self._lock:
+            self._forget(file_name)
+            self._remember(file_name, len(data) + TRAILER_BYTES)
+            self._evict(keep=file_name)
+
+    def drop(self, key: ChunkKey) -> None:
+        """Remove every chunk of an object generation (e.g. when its full checksum did not match)."""
+        with self._lock:
+            indices = list(self._per_object.get(key.digest, ()))
+            for index in indices:
+                file_name = self._file_name(key, index)
+                self._forget(file_name)
+                self._path(file_name).unlink(missing_ok=True)
+
+    def _evict(self, keep: str | None = None) -> None:
+        while self._bytes > self.max_bytes and self._lru:
+            file_name = next(iter(self._lru))
+            if file_name == keep:
+                if len(self._lru) == 1:
+                    return
+                self._lru.move_to_end(file_name)
+                continue
+            self._forget(file_name)
+            self._path(file_name).unlink(missing_ok=True)

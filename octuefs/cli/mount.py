@@ -1,0 +1,203 @@
+"""`octuefs mount` and `octuefs unmount`, also in the `octuefs SOURCE MOUNTPOINT -o OPTIONS` form of mount helpers.
+
+Problems that can be found before mounting (no FUSE, bad mountpoint, server down, no bucket)
+are reported by the command itself. Otherwise the daemon is forked *before* trio, threads or the
+storage client exist, and the command returns only once the child reports the mount ready
+through a pipe, or exits non-zero with the child's error (as s3ql and gcsfuse do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from octuefs.errors import InvalidInputException, MountError, StorageError
+from octuefs.fs.config import MountConfig, parse_mode, parse_size, parse_source
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any] | None  # None: a flag without value
+    help: str
+
+
+OPTIONS = (
+    Option("endpoint", str, "GCS-compatible endpoint URL (default: STORAGE_EMULATOR_HOST, else Google Cloud)"),
+    Option("cache_dir", Path, "where chunks are cached (default: ~/.cache/octuefs/mounts/<source hash>)"),
+    Option("cache_size", parse_size, "bound of the chunk cache, e.g. 10G (default 10G)"),
+    Option("read_only", None, "mount read-only (metadata cannot be changed either)"),
+    Option("allow_other", None, "let other users access the mount (needs user_allow_other in /etc/fuse.conf)"),
+    Option("uid", int, "owner of every file (default: the mounting user)"),
+    Option("gid", int, "group of every file (default: the mounting user's group)"),
+    Option("file_mode", parse_mode, "permission bits of files, octal (default 644)"),
+    Option("dir_mode", parse_mode, "permission bits of directories, octal (default 755)"),
+    Option("metadata_ttl", float, "seconds that listings and attributes are trusted (default 60)"),
+    Option("log_file", Path, "daemon log (default: octuefs.log in the cache directory)"),
+    Option("debug", None, "log every FUSE operation and storage request"),
+    Option("foreground", None, "stay in the foreground instead of daemonizing"),
+    Option("chunk_size", parse_size, "size of ranged reads and cached chunks (default 1M)"),
+    Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+# Generic mount(8) options that fstab lines carry and that mean nothing to octuefs.
+IGNORED_MOUNT_OPTIONS = frozenset(
+    {"rw", "defaults", "auto", "noauto", "user", "users", "nouser", "_netdev", "nofail", "exec", "noexec"}
+    | {"suid", "nosuid", "dev", "nodev", "async", "sync", "atime", "noatime", "relatime", "nodiratime"}
+)
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    mount = subparsers.add_parser("mount", help="mount gs://bucket[/prefix] at a directory")
+    mount.add_argument("source", help="bucket, bucket/prefix or gs://bucket[/prefix]")
+    mount.add_argument("mountpoint", type=Path)
+    mount.add_argument("-o", dest="mount_options", action="append", default=[], help="options as key=value,flag,...")
+    for option in OPTIONS:
+        flag = "--" + option.name.replace("_", "-")
+        if option.parse is None:
+            mount.add_argument(flag, dest=option.name, action="store_true", default=None, help=option.help)
+        else:
+            mount.add_argument(flag, dest=option.name, default=None, help=option.help)
+    mount.set_defaults(handler=run_mount)
+
+    unmount = subparsers.add_parser("unmount", aliases=["umount"], help="unmount an octuefs mount")
+    unmount.add_argument("mountpoint", type=Path)
+    unmount.add_argument("--lazy", "-z", action="store_true", help="detach now even if the mount is busy")
+    unmount.set_defaults(handler=run_unmount)
+
+
+def parse_option_string(text: str) -> dict[str, Any]:
+    """`key=value,flag,...` as in fstab and `-o`; dashes and underscores in keys are the same."""
+    values: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, has_value, value = item.partition("=")
+        key = key.replace("-", "_")
+        if key == "ro":
+            values["read_only"] = True
+        elif key in IGNORED_MOUNT_OPTIONS or key.startswith(("x-", "comment")):
+            continue
+        elif key not in OPTIONS_BY_NAME:
+            raise InvalidInputException(f"unknown mount option {key!r}.")
+        else:
+            values[key] = _convert(OPTIONS_BY_NAME[key], value if has_value else None)
+    return values
+
+
+def _convert(option: Option, value: str | None) -> Any:
+    if option.parse is None:
+        return value is None or value.lower() in ("1", "true", "yes")
+    if value is None:
+        raise InvalidInputException(f"mount option {option.name!r} needs a value ({option.name}=...).")
+    try:
+        return option.parse(value)
+    except ValueError as error:
+        raise InvalidInputException(f"mount option {option.name}={value!r}: {error}") from None
+
+
+def build_config(arguments: argparse.Namespace) -> MountConfig:
+    values: dict[str, Any] = {}
+    for text in arguments.mount_options:
+        values.update(parse_option_string(text))
+    for option in OPTIONS:
+        given = getattr(arguments, option.name)
+        if given is not None:
+            values[option.name] = _convert(option, None if option.parse is None else given)
+    bucket, prefix = parse_source(arguments.source)
+    return MountConfig(bucket=bucket, prefix=prefix, mountpoint=arguments.mountpoint.absolute(), **values)
+
+
+def check_before_mounting(config: MountConfig) -> None:
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("/dev/fuse does not exist: FUSE is not available here (install fuse3, load the module).")
+    if not config.mountpoint.is_dir():
+        raise MountError(f"{config.mountpoint}: mountpoint does not exist or is not a directory.")
+    if os.path.ismount(config.mountpoint):
+        raise MountError(f"{config.mountpoint}: mountpoint is busy (something is already mounted there).")
+    from octuefs.storage.gcs import configure, get_storage
+
+    configure(endpoint=config.endpoint)
+    try:
+        exists = get_storage().bucket_exists(config.bucket)
+    except StorageError as error:
+        raise MountError(f"cannot reach the storage server for gs://{config.bucket}: {error}") from None
+    if not exists:
+        raise MountError(f"gs://{config.bucket}: no such bucket.")
+
+
+def run_mount(arguments: argparse.Namespace) -> int:
+    config = build_config(arguments)
+    check_before_mounting(config)
+    from octuefs.fs.daemon import serve
+
+    if config.foreground:
+        serve(config, notify_ready=lambda: None)
+        return 0
+    return _daemonize(config, serve)
+
+
+def _daemonize(config: MountConfig, serve: Callable[[MountConfig, Callable[[], None]], None]) -> int:
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child:
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            report = pipe.read().strip()
+        if report.startswith("ready"):
+            print(f"octuefs: mounted {config.source} at {config.mountpoint} (daemon pid {report.split()[1]})")
+            return 0
+        os.waitpid(child, 0)
+        reason = report.removeprefix("error ") or f"the daemon exited early; see {config.resolved_log_file}"
+        print(f"octuefs: mounting {config.source} at {config.mountpoint} failed: {reason}", file=sys.stderr)
+        return 1
+    os.close(read_end)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(null, stream)
+
+    def notify_ready() -> None:
+        os.write(write_end, f"ready {os.getpid()}\n".encode())
+        os.close(write_end)
+
+    code = 0
+    try:
+        serve(config, notify_ready)
+    except BaseException as error:
+        code = 1
+        with contextlib.suppress(OSError):
+            os.write(write_end, f"error {error}\n".encode())
+    os._exit(code)
+
+
+def run_unmount(arguments: argparse.Namespace) -> int:
+    from octuefs.fs.daemon import pid_file
+
+    mountpoint = arguments.mountpoint.absolute()
+    record = pid_file(mountpoint)
+    daemon = int(record.read_text()) if record.exists() else None
+    command = ["fusermount3", "-u", *(["-z"] if arguments.lazy else []), str(mountpoint)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"octuefs: cannot unmount {mountpoint}: {result.stderr.strip()}", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + 10
+    while daemon is not None and time.monotonic() < deadline and _alive(daemon):
+        time.sleep(0.05)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

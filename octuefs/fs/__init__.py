@@ -1,0 +1,1 @@
+"""The FUSE layer: translates kernel requests into engine calls and engine errors into errnos."""

@@ -1,0 +1,83 @@
+"""What a mount was asked to be: source, mountpoint and every option, validated in one place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from octuefs.cache import DEFAULT_CHUNK_SIZE
+from octuefs.errors import InvalidInputException
+from octuefs.reader import default_cache_directory
+
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """`10G`, `512M`, `1.5T`, `4096`: binary units, as du and gcsfuse read them."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise InvalidInputException(f"size {text!r} is not a number with an optional K/M/G/T unit.")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
+
+
+def parse_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise InvalidInputException(f"mode {text!r} is not an octal permission like 644.") from None
+    if not 0 <= mode <= 0o7777:
+        raise InvalidInputException(f"mode {text!r} is out of range.")
+    return mode
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """`bucket`, `bucket/prefix` or `gs://bucket[/prefix]` → (bucket, prefix without slashes at the ends)."""
+    rest = source.removeprefix("gs://")
+    bucket, _, prefix = rest.partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]", bucket):
+        raise InvalidInputException(f"source {source!r}: {bucket!r} is not a valid bucket name.")
+    return bucket, prefix.strip("/")
+
+
+@dataclass(frozen=True)
+class MountConfig:
+    bucket: str
+    prefix: str
+    mountpoint: Path
+    endpoint: str | None = None
+    cache_dir: Path | None = None
+    cache_size: int = 10 * 1024**3
+    read_only: bool = False
+    allow_other: bool = False
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
+    metadata_ttl: float = 60.0
+    log_file: Path | None = None
+    debug: bool = False
+    foreground: bool = False
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    max_readahead: int = 32 * 1024 * 1024
+    storage_threads: int = 32
+
+    @property
+    def source(self) -> str:
+        return f"gs://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """Per-source by default, so a remount of the same bucket and prefix finds its chunks again."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        digest = hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        return default_cache_directory() / "mounts" / digest
+
+    @property
+    def resolved_log_file(self) -> Path | None:
+        if self.log_file is not None or self.foreground:
+            return self.log_file
+        return self.resolved_cache_dir / "octuefs.log"

@@ -1,0 +1,98 @@
+"""Running a mount: build the engine pieces, mount with pyfuse3, serve until unmounted or signalled."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from octuefs.cache import ChunkCache
+from octuefs.fs.config import MountConfig
+from octuefs.fs.operations import BucketOperations
+from octuefs.storage.gcs import configure, get_storage
+
+logger = logging.getLogger(__name__)
+
+
+def runtime_directory() -> Path:
+    if os.geteuid() == 0:
+        return Path("/run/octuefs")
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/octuefs-{os.getuid()}") / "octuefs"
+
+
+def pid_file(mountpoint: Path) -> Path:
+    """Where the daemon serving `mountpoint` records its pid, so `octuefs unmount` can wait for it.
+
+    The path is made absolute without resolving symlinks: resolving would stat the mountpoint,
+    which deadlocks once the mount exists and this very process is the one that must answer.
+    """
+    digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
+    return runtime_directory() / f"{digest}.pid"
+
+
+def fuse_options(config: MountConfig) -> set[str]:
+    options = set(pyfuse3.default_options) | {f"fsname={config.source.replace(',', '_')}", "subtype=octuefs"}
+    if config.allow_other:
+        options.add("allow_other")
+    if config.read_only:
+        options.add("ro")
+    return options
+
+
+def setup_logging(config: MountConfig) -> None:
+    log_file = config.resolved_log_file
+    handler: logging.Handler
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if config.debug else logging.INFO)
+    for noisy in ("urllib3", "google", "trio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _terminate_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for number in signals:
+            logger.info("received signal %d: unmounting", number)
+            pyfuse3.terminate()
+            return
+
+
+async def _serve(operations: BucketOperations) -> None:
+    async with trio.open_nursery() as nursery:
+        operations.nursery = nursery
+        nursery.start_soon(_terminate_on_signal)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
+    """Mount and serve; `notify_ready` is called once the kernel has the mount."""
+    setup_logging(config)
+    configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8)
+    storage = get_storage()
+    cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
+    operations = BucketOperations(config, storage, cache)
+    record = pid_file(config.mountpoint)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))
+    try:
+        record.write_text(f"{os.getpid()}\n")
+        logger.info("mounted %s at %s (cache %s)", config.source, config.mountpoint, config.resolved_cache_dir)
+        notify_ready()
+        trio.run(_serve, operations)
+    finally:
+        pyfuse3.close(unmount=True)
+        record.unlink(missing_ok=True)
+        logger.info("unmounted %s", config.mountpoint)

@@ -1,0 +1,101 @@
+"""Directories from the `/` delimiter: what a listing shows, what it hides, and how long it is trusted.
+
+A directory is a common prefix (an implicit directory) or a `dir/` placeholder object. Names
+that cannot be a local file name (`.`, `..`, empty segments from `a//b`, names with NUL, CR or
+LF, or over 255 bytes) are hidden with a log line; where an object and a prefix share a name, the
+object is shown and the prefix hidden, with a log line, so lookups and listings always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from octuefs.storage.gcs import GCSStorage, ObjectStat
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX = 255
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    is_dir: bool
+    stat: ObjectStat | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: dict[str, DirEntry]
+    fetched_at: float
+
+    def is_fresh(self, ttl: float) -> bool:
+        return time.monotonic() - self.fetched_at < ttl
+
+
+def representable(name: str, full_name: str) -> bool:
+    if name in ("", ".", "..") or any(character in name for character in "\0\r\n"):
+        logger.info("hiding %r: its name cannot be a local file name", full_name)
+        return False
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        logger.info("hiding %r: its name is longer than %d bytes", full_name, NAME_MAX)
+        return False
+    return True
+
+
+class DirectoryCache:
+    """Listings of mounted directories, each trusted for `ttl` seconds."""
+
+    def __init__(self, storage: GCSStorage, bucket: str, prefix: str, ttl: float) -> None:
+        self.storage = storage
+        self.bucket = bucket
+        self.root_prefix = f"{prefix}/" if prefix else ""
+        self.ttl = ttl
+        self._listings: dict[str, Listing] = {}
+
+    def object_name(self, path: str) -> str:
+        return self.root_prefix + path
+
+    def dir_prefix(self, path: str) -> str:
+        return self.root_prefix + (f"{path}/" if path else "")
+
+    def fresh(self, path: str) -> Listing | None:
+        listing = self._listings.get(path)
+        return listing if listing is not None and listing.is_fresh(self.ttl) else None
+
+    def invalidate(self, path: str) -> None:
+        self._listings.pop(path, None)
+
+    def fetch(self, path: str) -> Listing:
+        """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
+        prefix = self.dir_prefix(path)
+        result = self.storage.list(self.bucket, prefix, delimiter="/")
+        entries: dict[str, DirEntry] = {}
+        for stat in result.objects:
+            name = stat.name[len(prefix) :]
+            if name and representable(name, stat.name):
+                entries[name] = DirEntry(name, False, stat)
+        for sub_prefix in result.prefixes:
+            name = sub_prefix[len(prefix) : -1]
+            if not representable(name, sub_prefix):
+                continue
+            if name in entries:
+                logger.warning("gs://%s/%s is both an object and a prefix; showing the object", self.bucket, sub_prefix)
+                continue
+            entries[name] = DirEntry(name, True)
+        listing = Listing(entries, time.monotonic())
+        self._listings[path] = listing
+        return listing
+
+    def probe(self, path: str) -> DirEntry | None:
+        """Find one name without listing its whole directory: the object first, then the prefix."""
+        name = path.rsplit("/", 1)[-1]
+        stat = self.storage.stat(self.bucket, self.object_name(path))
+        if stat is not None:
+            return DirEntry(name, False, stat)
+        result = self.storage.list(self.bucket, self.dir_prefix(path), delimiter="/", limit=1)
+        if result.objects or result.prefixes:
+            return DirEntry(name, True)
+        return None

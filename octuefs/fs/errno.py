@@ -1,0 +1,84 @@
+"""The one place where octuefs errors become errnos, and the guard every FUSE handler runs under.
+
+A handler that raises anything unexpected is logged with the path it was working on and answers
+EIO: one bad request never takes the daemon (and with it every program using the mount) down.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pyfuse3
+
+from octuefs.errors import (
+    ChecksumMismatch,
+    CloudObjectNotFound,
+    InvalidInputException,
+    LocalFileNotFound,
+    MetadataTooLargeError,
+    NoSuchAttribute,
+    PreconditionConflict,
+    ReadOnlyAttribute,
+    ReadOnlyFilesystem,
+    StorageError,
+    UnsupportedAttribute,
+)
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: MetadataTooLargeError is also an InvalidInputException.
+ERRNO_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (MetadataTooLargeError, errno.E2BIG),
+    (InvalidInputException, errno.EINVAL),
+    (NoSuchAttribute, pyfuse3.ENOATTR),
+    (ReadOnlyAttribute, errno.EPERM),
+    (UnsupportedAttribute, errno.ENOTSUP),
+    (ReadOnlyFilesystem, errno.EROFS),
+    (CloudObjectNotFound, errno.ENOENT),
+    (LocalFileNotFound, errno.ENOENT),
+    (PreconditionConflict, errno.EIO),
+    (ChecksumMismatch, errno.EIO),
+    (StorageError, errno.EIO),
+)
+
+
+def errno_for(error: BaseException) -> int | None:
+    for error_type, code in ERRNO_BY_ERROR:
+        if isinstance(error, error_type):
+            return code
+    return None
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def fuse_errors(method: Handler) -> Handler:
+    """Run a handler so that every exception reaches the kernel as an errno, logged with its path."""
+
+    @functools.wraps(method)
+    async def guarded(self: Any, *args: Any) -> Any:
+        try:
+            return await method(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as error:
+            where = self.describe(args[0]) if args else "-"
+            code = errno_for(error)
+            if code is None:
+                logger.exception("%s %s: unexpected error, answering EIO", method.__name__, where)
+                code = errno.EIO
+            else:
+                logger.log(
+                    logging.WARNING if code == errno.EIO else logging.DEBUG,
+                    "%s %s: %s",
+                    method.__name__,
+                    where,
+                    error,
+                )
+            raise pyfuse3.FUSEError(code) from None
+
+    return guarded  # type: ignore[return-value]

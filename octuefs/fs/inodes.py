@@ -1,0 +1,69 @@
+"""Inodes: numbers that stay the same for a path for the life of the mount, with kernel lookup counts.
+
+A path keeps its number even after the kernel forgets it (only the heavy state is dropped), so
+tools that compare inode numbers across calls (`find`, `tar`, `du`) see a stable tree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pyfuse3
+
+from octuefs.datafile import Datafile
+from octuefs.errors import CloudObjectNotFound
+
+
+@dataclass
+class Inode:
+    ino: int
+    path: str
+    is_dir: bool
+    lookups: int = 0
+    datafile: Datafile | None = None
+    refreshed_at: float = field(default_factory=time.monotonic)
+    last_opened_generation: int | None = None
+
+    def refresh(self, datafile: Datafile) -> None:
+        self.datafile = datafile
+        self.refreshed_at = time.monotonic()
+
+    def is_fresh(self, ttl: float) -> bool:
+        return time.monotonic() - self.refreshed_at < ttl
+
+
+class InodeTable:
+    def __init__(self) -> None:
+        root = Inode(pyfuse3.ROOT_INODE, "", True, lookups=1)
+        self._by_ino: dict[int, Inode] = {root.ino: root}
+        self._numbers: dict[tuple[str, bool], int] = {("", True): root.ino}
+        self._next = root.ino + 1
+
+    def __getitem__(self, ino: int) -> Inode:
+        try:
+            return self._by_ino[ino]
+        except KeyError:
+            raise CloudObjectNotFound(f"inode {ino} is not known (forgotten or never looked up).") from None
+
+    def __len__(self) -> int:
+        return len(self._by_ino)
+
+    def entry(self, path: str, is_dir: bool) -> Inode:
+        """The inode for a path, made if needed, without counting a kernel lookup."""
+        number = self._numbers.get((path, is_dir))
+        if number is None:
+            number = self._numbers[(path, is_dir)] = self._next
+            self._next += 1
+        inode = self._by_ino.get(number)
+        if inode is None:
+            inode = self._by_ino[number] = Inode(number, path, is_dir)
+        return inode
+
+    def forget(self, ino: int, count: int) -> None:
+        inode = self._by_ino.get(ino)
+        if inode is None or ino == pyfuse3.ROOT_INODE:
+            return
+        inode.lookups -= count
+        if inode.lookups <= 0:
+            del self._by_ino[ino]
