@@ -63,6 +63,7 @@ class MountConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 32
+    retry_deadline: float = 120.0
 
     @property
     def source(self) -> str:

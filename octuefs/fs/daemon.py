@@ -80,7 +80,7 @@ async def _serve(operations: BucketOperations) -> None:
 def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     """Mount and serve; `notify_ready` is called once the kernel has the mount."""
     setup_logging(config)
-    configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8)
+    configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8, retry_deadline=config.retry_deadline)
     storage = get_storage()
     cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
     operations = BucketOperations(config, storage, cache)

@@ -44,9 +44,6 @@ class LocalMetadataStore:
         entries = self.read().get("datafiles") or {}
         return entries.get(name) if isinstance(entries, dict) else None
 
-    def dataset_entry(self) -> dict[str, Any] | None:
-        return self.read().get("dataset")
-
     def write_datafile_entry(self, name: str, entry: dict[str, Any]) -> None:
         with self._locked() as document:
             datafiles = document.get("datafiles")

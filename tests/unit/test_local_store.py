@@ -39,7 +39,7 @@ def test_missing_file_reads_as_empty(tmp_path: Path) -> None:
     assert store.path == tmp_path / METADATA_FILENAME
     assert store.read() == {}
     assert store.datafile_entry("a.csv") is None
-    assert store.dataset_entry() is None
+    assert "dataset" not in store.read()
     assert directory_listing(tmp_path) == []
 
 
@@ -84,7 +84,7 @@ def test_dataset_entry_does_not_remove_datafile_entries(tmp_path: Path) -> None:
     store.write_datafile_entry("a.csv", entry(ID_A))
     store.write_dataset_entry({"id": ID_B, "name": "wind"})
     store.write_datafile_entry("b.csv", entry(ID_B))
-    assert store.dataset_entry() == {"id": ID_B, "name": "wind"}
+    assert store.read()["dataset"] == {"id": ID_B, "name": "wind"}
     assert store.read()["datafiles"] == {"a.csv": entry(ID_A), "b.csv": entry(ID_B)}
 
 
