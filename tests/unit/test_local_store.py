@@ -190,7 +190,7 @@ def test_invalid_file_raises_malformed_metadata_naming_the_path(tmp_path: Path, 
     path = tmp_path / ".octue"
     path.write_text(text)
     store = LocalMetadataStore(tmp_path)
-    for read in (store.read, lambda: store.datafile_entry("a.csv"), store.dataset_entry):
+    for read in (store.read, lambda: store.datafile_entry("a.csv")):
         with pytest.raises(MalformedMetadataError, match=re.escape(str(path))):
             read()
 
