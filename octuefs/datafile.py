@@ -32,6 +32,7 @@ from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_id, parse_timestamp
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import to_jsonable
+from octuefs.reader import RangedFile, library_reader
 from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
 from octuefs.storage.paths import CloudLocation, is_cloud_path
 
@@ -500,19 +501,29 @@ class _OpenContext:
                 path.parent.mkdir(parents=True, exist_ok=True)
         elif self.writing:
             path = self.staging = self._prepare_staging()
+        elif self.hdf5 and datafile._local_content() is None:
+            self.file = self._open(self._ranged_file())
+            return self.file
         else:
             path = Path(datafile.local_path)
         self.file = self._open(path)
         return self.file
 
-    def _open(self, path: Path) -> IO[Any] | Any:
+    def _ranged_file(self) -> RangedFile:
+        """Reading HDF5 touches a few chunks of a large file: fetch those ranges, never the whole object."""
+        stat = self.datafile._current_stat()
+        if stat is None:
+            raise CloudObjectNotFound(f"{self.datafile.cloud_path}: no such object to open with mode 'r'.")
+        return RangedFile(library_reader(stat))
+
+    def _open(self, target: Path | RangedFile) -> IO[Any] | Any:
         if not self.hdf5:
-            return open(path, self.mode, **self.kwargs)
+            return open(target, self.mode, **self.kwargs)  # type: ignore[arg-type]
         try:
             import h5py
         except ImportError:
             raise ImportError(f"{self.datafile.path}: HDF5 datafiles need h5py: pip install 'octuefs[hdf5]'.") from None
-        return h5py.File(path, self.mode, **self.kwargs)
+        return h5py.File(target, self.mode, **self.kwargs)
 
     def _prepare_staging(self) -> Path:
         datafile = self.datafile

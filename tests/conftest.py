@@ -27,6 +27,18 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def library_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the library's chunk cache out of the user's ~/.cache."""
+    previous = os.environ.get("OCTUEFS_CACHE_DIR")
+    os.environ["OCTUEFS_CACHE_DIR"] = str(tmp_path_factory.mktemp("octuefs-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("OCTUEFS_CACHE_DIR", None)
+    else:
+        os.environ["OCTUEFS_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GCSServer]:
     try:

@@ -170,3 +170,24 @@ def test_golden_hdf5_metadata(bucket, cloud_path):
         "octue__labels": set(),
         "octue__sdk_version": "0.69.1",
     }
+
+
+def test_cloud_hdf5_slice_reads_only_the_ranges_it_needs(bucket, tmp_path, proxy):
+    local = tmp_path / "big.hdf5"
+    values = np.arange(2048 * 1024, dtype="float64").reshape(2048, 1024)
+    with h5py.File(local, "w") as file:
+        file.create_dataset("values", data=values, chunks=(128, 128))
+    bucket.blob("arrays/big.hdf5").upload_from_filename(str(local))
+    size = local.stat().st_size
+    proxy.reset()
+
+    datafile = Datafile(f"gs://{bucket.name}/arrays/big.hdf5")
+    with datafile.open() as file:
+        block = file["values"][1000:1010, 500:510]
+
+    np.testing.assert_array_equal(block, values[1000:1010, 500:510])
+    media = [request for request in proxy.requests if request.kind == "media"]
+    assert all(request.range is not None for request in media)
+    assert sum(request.response_bytes for request in media) <= 0.2 * size
+    assert not datafile.exists_locally
+    assert proxy.kinds()[0] == "stat" and "upload" not in proxy.kinds() and "patch" not in proxy.kinds()
