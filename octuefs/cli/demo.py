@@ -1,22 +1,35 @@
-"""`octuefs demo`: start the bundled GCS server, fill a sample bucket, and show its datafiles."""
+"""`octuefs demo`: the bundled GCS server with a sample bucket, mounted, with what to try next.
+
+The mount is made by the real `octuefs mount` command, so the demo shows exactly what a user
+gets; on Ctrl-C (or after showing, with `--no-wait`) it unmounts and stops the server.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from octuefs.dataset import Dataset
-from octuefs.local_server import start_server
+from octuefs.local_server import GCSServer, start_server
 from octuefs.samples import seed_bucket
 from octuefs.storage.gcs import configure
 
 DEMO_BUCKET = "octuefs-demo"
+DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run a local GCS server with sample datafiles and show them")
-    parser.add_argument("--no-wait", action="store_true", help="stop the server after showing the samples")
+    parser = subparsers.add_parser("demo", help="run a local GCS server with sample datafiles, mounted")
+    parser.add_argument("--mountpoint", type=Path, default=DEFAULT_MOUNTPOINT, help="where to mount the demo bucket")
+    parser.add_argument("--no-mount", action="store_true", help="only start the server and list the samples")
+    parser.add_argument("--no-wait", action="store_true", help="stop everything after showing the samples")
     parser.set_defaults(handler=run)
 
 
@@ -40,26 +53,75 @@ def render_table(dataset: Dataset) -> str:
     return "\n".join(lines)
 
 
+def _octuefs(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "octuefs.cli.main", *arguments], capture_output=True, text=True, timeout=60
+    )
+
+
+def _show(command: list[str]) -> None:
+    print(f"$ {' '.join(command)}", flush=True)
+    if shutil.which(command[0]) is None:
+        print(f"({command[0]} is not installed)")
+        return
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    print((result.stdout + result.stderr).rstrip())
+
+
+def _mount(server: GCSServer, mountpoint: Path) -> bool:
+    if not os.path.exists("/dev/fuse"):
+        print("\n(/dev/fuse is missing here, so the bucket is not mounted.)")
+        return False
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="octuefs-demo-cache-"))
+    result = _octuefs("mount", DEMO_BUCKET, str(mountpoint), "--endpoint", server.url, "--cache-dir", str(cache))
+    if result.returncode != 0:
+        print(f"\n(mounting failed: {result.stderr.strip()})")
+        return False
+    print(f"\nMounted gs://{DEMO_BUCKET} at {mountpoint}:\n")
+    _show(["ls", "-l", str(mountpoint / "tables")])
+    _show(["getfattr", "-d", "--absolute-names", str(mountpoint / "tables" / "readings.csv")])
+    return True
+
+
+def _instructions(server: GCSServer, mountpoint: Path, mounted: bool) -> str:
+    lines = ["\nTry, in another shell:"]
+    if mounted:
+        csv = mountpoint / "tables" / "readings.csv"
+        lines += [
+            f"  cat {csv}",
+            f"  getfattr -d {csv}",
+            f"  setfattr -n user.octue.tag.quality -v '\"good\"' {csv}",
+            f"  setfattr -n user.octue.labels -v 'checked, met-mast' {csv}",
+            f"  .venv/bin/python -c \"import h5py; f = h5py.File('{mountpoint}/arrays/measurements.hdf5'); "
+            "print(f['wind_speed'][:2, :4])\"",
+            f"  .venv/bin/octuefs unmount {mountpoint}   # ends the demo",
+        ]
+    lines += [
+        f"  STORAGE_EMULATOR_HOST={server.url} .venv/bin/octuefs info gs://{DEMO_BUCKET}/tables/readings.csv",
+    ]
+    return "\n".join(lines)
+
+
 def run(arguments: argparse.Namespace) -> int:
     server = start_server()
+    mountpoint = arguments.mountpoint.absolute()
+    mounted = False
     try:
         configure(endpoint=server.url)
         seed_bucket(DEMO_BUCKET)
-        dataset = Dataset(f"gs://{DEMO_BUCKET}", recursive=True)
         print(f"octuefs demo: a GCS-compatible server is running at {server.url} with bucket gs://{DEMO_BUCKET}\n")
-        print(render_table(dataset))
-        print(
-            "\nTry, in another shell:\n"
-            f"  export STORAGE_EMULATOR_HOST={server.url}\n"
-            f"  .venv/bin/octuefs info gs://{DEMO_BUCKET}/tables/readings.csv\n"
-            f'  .venv/bin/python -c "from octuefs import Datafile; '
-            f"print(Datafile('gs://{DEMO_BUCKET}/tables/readings.csv').tags)\""
-        )
+        print(render_table(Dataset(f"gs://{DEMO_BUCKET}", recursive=True)))
+        mounted = not arguments.no_mount and _mount(server, mountpoint)
+        print(_instructions(server, mountpoint, mounted))
         if not arguments.no_wait:
-            print("\nPress Ctrl-C to stop the server.")
+            print("\nPress Ctrl-C to stop.", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
-                while server.process.poll() is None:
+                while server.process.poll() is None and (not mounted or os.path.ismount(mountpoint)):
                     time.sleep(0.5)
     finally:
+        if mounted and os.path.ismount(mountpoint):
+            _octuefs("unmount", str(mountpoint))
         server.stop()
+        print("octuefs demo: stopped.")
     return 0
