@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from octuefs.errors import PreconditionConflict
@@ -38,16 +39,21 @@ def is_stored(stat: ObjectStat, metadata: OctueMetadata) -> bool:
 
 
 def write_metadata(
-    storage: GCSStorage, stat: ObjectStat, base: OctueMetadata, ours: OctueMetadata
+    storage: GCSStorage,
+    stat: ObjectStat,
+    base: OctueMetadata,
+    ours: OctueMetadata,
+    custom_changes: Mapping[str, str] | None = None,
 ) -> tuple[ObjectStat, OctueMetadata]:
-    """PATCH `ours` guarded by the metageneration in `stat`; on a lost race, re-read, merge and retry.
+    """PATCH `ours` (and `custom_changes` to non-Octue keys) guarded by the metageneration in `stat`;
+    on a lost race, re-read, merge and retry.
 
     Returns the object's new stat and the metadata actually written (ours merged onto theirs
     when there was a race). Raises PreconditionConflict after MAX_CONFLICT_RETRIES lost races.
     """
     conflicts = 0
     while True:
-        custom = cloud_custom_metadata(ours, stat.metadata, str(stat.location))
+        custom = cloud_custom_metadata(ours, {**stat.metadata, **(custom_changes or {})}, str(stat.location))
         try:
             return storage.patch_metadata(stat, custom), ours
         except PreconditionConflict:

@@ -14,6 +14,8 @@ import mimetypes
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +51,29 @@ def guess_content_type(name: str) -> str:
 
 def is_writing_mode(mode: str, hdf5: bool = False) -> bool:
     return mode != "r" if hdf5 else any(character in mode for character in "wax+")
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """One upload of content with its complete custom metadata, guarded by a generation precondition."""
+
+    location: CloudLocation
+    metadata: dict[str, str]
+    content_type: str
+    if_generation_match: int
+
+    def send(self, source: Path) -> ObjectStat:
+        location = self.location
+        return get_storage().upload(
+            location.bucket, location.name, source, self.content_type, self.metadata, self.if_generation_match
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "location": self.location.path}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UploadRequest:
+        return cls(**{**data, "location": CloudLocation.parse(data["location"])})
 
 
 class Datafile:
@@ -132,6 +157,15 @@ class Datafile:
         datafile._init_open_defaults("r", True)
         datafile._init_cloud(stat.location, stat)
         datafile._set_metadata({} if ignore_stored_metadata else cloud_metadata.stored_fields(stat))
+        return datafile
+
+    @classmethod
+    def for_new_object(cls, bucket: str, name: str) -> Datafile:
+        """A cloud datafile for an object about to be created: a fresh id and no request."""
+        datafile = cls.__new__(cls)
+        datafile._init_open_defaults("r", True)
+        datafile._init_cloud(CloudLocation(bucket, name), None)
+        datafile._set_metadata({})
         return datafile
 
     def _stored_local_fields(self) -> dict[str, Any]:
@@ -398,19 +432,53 @@ class Datafile:
     def _upload_content(
         self, target: CloudLocation, source: Path, target_stat: ObjectStat | None, update_metadata: bool
     ) -> ObjectStat:
-        existing = dict(target_stat.metadata) if target_stat else {}
+        return self._upload_request(target, target_stat, update_metadata).send(source)
+
+    def _upload_request(
+        self,
+        target: CloudLocation,
+        target_stat: ObjectStat | None,
+        update_metadata: bool,
+        custom_changes: Mapping[str, str] | None = None,
+    ) -> UploadRequest:
+        """Everything an upload over `target_stat` carries: the complete metadata, the content type kept
+        from the object (Octue bug 3), and the generation precondition (0 for a new object)."""
+        existing = {**(target_stat.metadata if target_stat else {}), **(custom_changes or {})}
         if update_metadata or target_stat is None:
             custom = cloud_metadata.cloud_custom_metadata(self._metadata, existing, target.path)
         else:
             custom = existing
-        return get_storage().upload(
-            target.bucket,
-            target.name,
-            source,
-            content_type=(target_stat.content_type if target_stat else None) or guess_content_type(target.name),
-            metadata=custom,
-            if_generation_match=target_stat.generation if target_stat else 0,
+        return UploadRequest(
+            target,
+            custom,
+            (target_stat.content_type if target_stat else None) or guess_content_type(target.name),
+            target_stat.generation if target_stat else 0,
         )
+
+    def content_upload_request(self, custom_changes: Mapping[str, str] | None = None) -> UploadRequest:
+        """The upload that would replace this cloud object's content, without sending it.
+
+        The mount records it beside a staged file (so a crash can finish it) and then sends it.
+        """
+        if self._location is None:
+            raise CloudLocationNotSpecified(f"{self.path}: has no cloud path to upload to.")
+        return self._upload_request(self._location, self._current_stat(), True, custom_changes)
+
+    def adopt_uploaded(self, stat: ObjectStat) -> None:
+        """Take the object's new state after a content upload this datafile's request made."""
+        self._stat = stat
+        self._stat_known = True
+        self._mark_saved()
+
+    def update_custom_metadata(self, changes: Mapping[str, str]) -> None:
+        """Set non-Octue custom metadata keys (e.g. a file's mtime) with one guarded PATCH."""
+        stat = self._current_stat()
+        if stat is None:
+            raise CloudObjectNotFound(f"{self.cloud_path}: no such object to update.")
+        self._stat, self._metadata = cloud_metadata.write_metadata(
+            get_storage(), stat, self._saved, self._metadata, custom_changes=changes
+        )
+        self._mark_saved()
 
     def update_metadata(self) -> None:
         """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file."""

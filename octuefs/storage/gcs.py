@@ -328,6 +328,52 @@ class GCSStorage:
             updated=patched.updated or stat.updated,
         )
 
+    def copy(
+        self, source: ObjectStat, bucket: str, name: str, metadata: Mapping[str, str], if_generation_match: int
+    ) -> ObjectStat:
+        """Server-side copy of exactly `source`'s generation (no bytes through us), with new metadata.
+
+        Used for renames; `if_generation_match` (0: the name must be free) keeps it from
+        replacing an object another writer put there meanwhile.
+        """
+        destination = self._blob(bucket, name)
+        destination.metadata = dict(metadata)
+        destination.content_type = source.content_type
+        source_blob = self._blob(source.bucket, source.name, source.generation)
+        with _translated_errors(CloudLocation(bucket, name), f"copy {source.location} to it"):
+            token, _, _ = destination.rewrite(
+                source_blob, if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
+            )
+            while token is not None:
+                token, _, _ = destination.rewrite(
+                    source_blob,
+                    token=token,
+                    if_generation_match=if_generation_match,
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+        return ObjectStat.from_blob(destination)
+
+    def delete(self, bucket: str, name: str, if_generation_match: int | None) -> None:
+        """Delete the object, only at the generation we know when one is given."""
+        with _translated_errors(CloudLocation(bucket, name), "delete it"):
+            self._blob(bucket, name).delete(
+                if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
+            )
+
+    def create_placeholder(self, bucket: str, name: str) -> ObjectStat:
+        """An empty `dir/` object, so an empty directory exists; only if the name is free."""
+        blob = self._blob(bucket, name)
+        with _translated_errors(CloudLocation(bucket, name), "create it"):
+            blob.upload_from_string(
+                b"",
+                content_type="application/x-directory",
+                if_generation_match=0,
+                retry=self._retry,
+                timeout=self._timeout,
+            )
+        return ObjectStat.from_blob(blob)
+
 
 _lock = threading.Lock()
 _settings = StorageSettings()
