@@ -1,0 +1,112 @@
+"""Files being written, kept on local disk until their upload succeeds, and across a crash.
+
+Each staged file is a data file plus a JSON record of the upload it is waiting for (object,
+generation it came from, complete metadata, content type), written before every upload
+attempt. After a crash or kill, `recover` finishes what it can: an object still at the
+generation the bytes came from gets them; one changed by someone else meanwhile is never
+overwritten: the bytes are moved aside to `lost+found` and reported with their path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from octuefs.datafile import UploadRequest
+from octuefs.errors import OctuefsError
+from octuefs.storage.gcs import GCSStorage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    directory: Path
+    token: str
+
+    @property
+    def data_path(self) -> Path:
+        return self.directory / f"{self.token}.data"
+
+    @property
+    def record_path(self) -> Path:
+        return self.directory / f"{self.token}.json"
+
+    def write_record(self, request: UploadRequest) -> None:
+        """Record the pending upload atomically, so a crash leaves either the old or the new record."""
+        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            json.dump(request.to_dict(), file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.record_path)
+
+    def read_record(self) -> UploadRequest:
+        return UploadRequest.from_dict(json.loads(self.record_path.read_text()))
+
+
+class StagingArea:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def create(self, request: UploadRequest) -> StagedFile:
+        staged = StagedFile(self.directory, uuid.uuid4().hex)
+        staged.data_path.touch()
+        staged.write_record(request)
+        return staged
+
+    def remove(self, staged: StagedFile) -> None:
+        staged.data_path.unlink(missing_ok=True)
+        staged.record_path.unlink(missing_ok=True)
+
+    def pending(self) -> list[StagedFile]:
+        for leftover in self.directory.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return [StagedFile(self.directory, path.stem) for path in sorted(self.directory.glob("*.json"))]
+
+
+def recover(area: StagingArea, storage: GCSStorage, lost_and_found: Path) -> list[str]:
+    """Finish or set aside what an earlier daemon left staged; returns one line per file, also logged."""
+    report = []
+    for staged in area.pending():
+        try:
+            line = _recover_one(area, staged, storage, lost_and_found)
+        except (OctuefsError, OSError, ValueError, KeyError) as error:
+            line = f"could not recover staged file {staged.data_path}: {error}; it is left where it is"
+        logger.warning("recovery: %s", line)
+        report.append(line)
+    return report
+
+
+def _recover_one(area: StagingArea, staged: StagedFile, storage: GCSStorage, lost_and_found: Path) -> str:
+    if not staged.data_path.exists():
+        area.remove(staged)
+        return f"dropped a record without data ({staged.record_path.name})"
+    request = staged.read_record()
+    location = request.location
+    current = storage.stat(location.bucket, location.name)
+    current_generation = current.generation if current else 0
+    if current_generation == request.if_generation_match:
+        stat = request.send(staged.data_path)
+        area.remove(staged)
+        return f"uploaded {stat.size} bytes to {location} (generation {stat.generation})"
+    lost_and_found.mkdir(parents=True, exist_ok=True)
+    base_name = os.path.basename(location.name)
+    if base_name in ("", ".", "..") or len(base_name.encode("utf-8", "surrogateescape")) > 200:
+        base_name = "object"
+    kept = lost_and_found / f"{staged.token}-{base_name}"
+    shutil.move(staged.data_path, kept)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.move(staged.record_path, kept.with_name(kept.name + ".json"))
+    return (
+        f"{location} changed since these bytes were staged (generation {request.if_generation_match} → "
+        f"{current_generation}); not uploaded, kept at {kept}"
+    )

@@ -1,0 +1,72 @@
+"""Recovery of staged writes after a crash: finish the upload, or set the bytes aside, never clobber."""
+
+from __future__ import annotations
+
+import json
+
+from octuefs.datafile import Datafile
+from octuefs.staging import StagingArea, recover
+from octuefs.storage.gcs import get_storage
+
+
+def test_new_file_is_uploaded_with_its_metadata(bucket, tmp_path, proxy) -> None:
+    area = StagingArea(tmp_path / "staging")
+    datafile = Datafile.for_new_object(bucket.name, "new/file.csv")
+    datafile.tags = {"kept": True}
+    staged = area.create(datafile.content_upload_request())
+    staged.data_path.write_bytes(b"a,b\n1,2\n")
+
+    report = recover(StagingArea(tmp_path / "staging"), get_storage(), tmp_path / "lost+found")
+
+    assert len(report) == 1 and "uploaded 8 bytes" in report[0]
+    blob = bucket.get_blob("new/file.csv")
+    assert blob.download_as_bytes() == b"a,b\n1,2\n"
+    assert json.loads(blob.metadata["octue__tags"]) == {"kept": True}
+    assert json.loads(blob.metadata["octue__id"]) == datafile.id
+    assert blob.content_type == "text/csv"
+    assert area.pending() == []
+
+
+def test_object_still_at_its_generation_gets_the_bytes(bucket, tmp_path, proxy) -> None:
+    blob = bucket.blob("data.txt")
+    blob.metadata = {"owner": "alice"}
+    blob.upload_from_string(b"old", content_type="text/plain")
+    area = StagingArea(tmp_path / "staging")
+    staged = area.create(Datafile(f"gs://{bucket.name}/data.txt").content_upload_request())
+    staged.data_path.write_bytes(b"new content")
+
+    report = recover(area, get_storage(), tmp_path / "lost+found")
+
+    assert "uploaded 11 bytes" in report[0]
+    after = bucket.get_blob("data.txt")
+    assert after.download_as_bytes() == b"new content"
+    assert after.metadata["owner"] == "alice" and "octue__id" in after.metadata
+    assert after.content_type == "text/plain"
+
+
+def test_object_changed_meanwhile_is_not_overwritten(bucket, tmp_path, proxy) -> None:
+    bucket.blob("data.txt").upload_from_string(b"old")
+    area = StagingArea(tmp_path / "staging")
+    staged = area.create(Datafile(f"gs://{bucket.name}/data.txt").content_upload_request())
+    staged.data_path.write_bytes(b"ours")
+    bucket.blob("data.txt").upload_from_string(b"theirs")
+
+    report = recover(area, get_storage(), tmp_path / "lost+found")
+
+    assert bucket.blob("data.txt").download_as_bytes() == b"theirs"
+    kept = next((tmp_path / "lost+found").glob("*-data.txt"))
+    assert kept.read_bytes() == b"ours"
+    assert str(kept) in report[0] and "not uploaded" in report[0]
+    assert area.pending() == []
+
+
+def test_new_file_whose_name_was_taken_meanwhile_is_set_aside(bucket, tmp_path, proxy) -> None:
+    area = StagingArea(tmp_path / "staging")
+    staged = area.create(Datafile.for_new_object(bucket.name, "race.txt").content_upload_request())
+    staged.data_path.write_bytes(b"ours")
+    bucket.blob("race.txt").upload_from_string(b"theirs")
+
+    report = recover(area, get_storage(), tmp_path / "lost+found")
+
+    assert bucket.blob("race.txt").download_as_bytes() == b"theirs"
+    assert "not uploaded" in report[0]
