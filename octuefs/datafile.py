@@ -495,7 +495,12 @@ class Datafile:
         """Write `metadata` as this datafile's metadata, adopting it only once the write has succeeded.
 
         The mount uses this for xattr changes: a refused or failed write leaves the datafile as it was.
+        A cloud object not created yet takes the metadata with its first upload.
         """
+        if self._origin_is_cloud and self._current_stat() is None:
+            cloud_metadata.cloud_custom_metadata(metadata, {}, str(self.cloud_path))  # the size check, now
+            self._metadata = metadata
+            return
         previous = self._metadata
         self._metadata = metadata
         try:

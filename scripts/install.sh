@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install octuefs and everything it needs into ./.venv (idempotent; re-running is fast).
 # As root on Debian/Ubuntu it also installs the system packages: fuse3 (mount helper), libfuse3-dev and
-# pkg-config (to build pyfuse3), attr (getfattr/setfattr), python3-venv.
+# pkg-config (to build pyfuse3), attr (getfattr/setfattr), python3-venv, rsync (used by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-system_packages=(fuse3 libfuse3-dev pkg-config attr gcc python3-dev python3-venv)
+system_packages=(fuse3 libfuse3-dev pkg-config attr gcc python3-dev python3-venv rsync)
 
 missing_system_packages() {
     command -v dpkg-query >/dev/null || return 0

@@ -127,7 +127,8 @@ def check_before_mounting(config: MountConfig) -> None:
 
     configure(endpoint=config.endpoint)
     try:
-        exists = get_storage().bucket_exists(config.bucket)
+        # A user who asked to give up on failing requests sooner than the check's own 10 s gets that here too.
+        exists = get_storage().bucket_exists(config.bucket, deadline=min(10.0, config.retry_deadline))
     except StorageError as error:
         raise MountError(f"cannot reach the storage server for gs://{config.bucket}: {error}") from None
     if not exists:
@@ -197,8 +198,14 @@ def run_unmount(arguments: argparse.Namespace) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the daemon still runs. The daemon is nobody's child once `mount` returns, so after it
+    exits it stays a zombie until PID 1 reaps it, which in containers can be late or never; a zombie
+    has already exited (its mount and files are released), so it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
     return True

@@ -15,6 +15,8 @@ import trio
 from octuefs.cache import ChunkCache
 from octuefs.fs.config import MountConfig
 from octuefs.fs.operations import BucketOperations
+from octuefs.fs.writes import WriteTracker
+from octuefs.staging import StagingArea, recover
 from octuefs.storage.gcs import configure, get_storage
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,11 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8, retry_deadline=config.retry_deadline)
     storage = get_storage()
     cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
-    operations = BucketOperations(config, storage, cache)
+    staging = StagingArea(config.resolved_cache_dir / "staging")
+    for line in recover(staging, storage, config.resolved_cache_dir / "lost+found"):
+        logger.warning("recovered staged write: %s", line)
+    writes = WriteTracker(staging, cache, storage, config.chunk_size)
+    operations = BucketOperations(config, storage, cache, writes)
     record = pid_file(config.mountpoint)
     record.parent.mkdir(parents=True, exist_ok=True)
     pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))

@@ -21,9 +21,13 @@ NAME_MAX = 255
 
 @dataclass(frozen=True)
 class DirEntry:
+    """One name in a directory; `seen_at` is when the request that found it was sent (monotonic), so
+    an entry from an older listing never replaces fresher knowledge of the same object."""
+
     name: str
     is_dir: bool
     stat: ObjectStat | None = None
+    seen_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,15 +72,19 @@ class DirectoryCache:
     def invalidate(self, path: str) -> None:
         self._listings.pop(path, None)
 
+    def cached_paths(self) -> list[str]:
+        return list(self._listings)
+
     def fetch(self, path: str) -> Listing:
         """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
         prefix = self.dir_prefix(path)
+        started = time.monotonic()
         result = self.storage.list(self.bucket, prefix, delimiter="/")
         entries: dict[str, DirEntry] = {}
         for stat in result.objects:
             name = stat.name[len(prefix) :]
             if name and representable(name, stat.name):
-                entries[name] = DirEntry(name, False, stat)
+                entries[name] = DirEntry(name, False, stat, started)
         for sub_prefix in result.prefixes:
             name = sub_prefix[len(prefix) : -1]
             if not representable(name, sub_prefix):
@@ -84,18 +92,25 @@ class DirectoryCache:
             if name in entries:
                 logger.warning("gs://%s/%s is both an object and a prefix; showing the object", self.bucket, sub_prefix)
                 continue
-            entries[name] = DirEntry(name, True)
+            entries[name] = DirEntry(name, True, seen_at=started)
         listing = Listing(entries, time.monotonic())
         self._listings[path] = listing
         return listing
 
     def probe(self, path: str) -> DirEntry | None:
-        """Find one name without listing its whole directory: the object first, then the prefix."""
+        """Find one name without listing its whole directory: the object first, then the prefix.
+
+        A name that listings hide is not found here either, or it would be reachable (by typing its
+        name before its directory was listed) and then vanish once the directory is listed.
+        """
         name = path.rsplit("/", 1)[-1]
+        if not representable(name, self.object_name(path)):
+            return None
+        started = time.monotonic()
         stat = self.storage.stat(self.bucket, self.object_name(path))
         if stat is not None:
-            return DirEntry(name, False, stat)
+            return DirEntry(name, False, stat, started)
         result = self.storage.list(self.bucket, self.dir_prefix(path), delimiter="/", limit=1)
         if result.objects or result.prefixes:
-            return DirEntry(name, True)
+            return DirEntry(name, True, seen_at=started)
         return None

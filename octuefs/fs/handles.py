@@ -30,15 +30,19 @@ class DirHandle:
 
 @dataclass
 class FileHandle:
+    """An open file: a reader pinned to a generation, or (reader None) a handle on staged bytes."""
+
     inode: Inode
-    reader: ObjectReader
+    reader: ObjectReader | None
     max_readahead: int
+    append: bool = False
     next_offset: int = 0
     window: int = 0
     scheduled: set[int] = field(default_factory=set)
 
     def plan_readahead(self, offset: int, size: int) -> list[int]:
         """Chunks to prefetch after a read of [offset, offset + size)."""
+        assert self.reader is not None
         chunk_size = self.reader.chunk_size
         if offset == self.next_offset:
             self.window = min(max(self.window * 2, chunk_size), self.max_readahead)
@@ -54,9 +58,10 @@ class FileHandle:
 
 async def prefetch(handle: FileHandle, index: int, limiter: trio.CapacityLimiter) -> None:
     """Fetch one chunk ahead of the reader; a failure is only logged (the read itself will retry)."""
+    assert handle.reader is not None
     try:
         await trio.to_thread.run_sync(handle.reader.chunk, index, limiter=limiter)
     except Exception as error:
-        logger.debug("%s: readahead of chunk %d failed: %s", handle.reader.stat.location, index, error)
+        logger.debug("%s: readahead of chunk %d failed: %s", handle.inode.path, index, error)
     finally:
         handle.scheduled.discard(index)

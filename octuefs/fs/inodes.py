@@ -24,10 +24,13 @@ class Inode:
     datafile: Datafile | None = None
     refreshed_at: float = field(default_factory=time.monotonic)
     last_opened_generation: int | None = None
+    # Made by create() on this mount: the temp file of a write-and-rename (sed -i, rsync, editors).
+    created_here: bool = False
 
-    def refresh(self, datafile: Datafile) -> None:
+    def refresh(self, datafile: Datafile, seen_at: float | None = None) -> None:
+        """Adopt `datafile` as the object's state as of `seen_at` (when its request was sent; default now)."""
         self.datafile = datafile
-        self.refreshed_at = time.monotonic()
+        self.refreshed_at = time.monotonic() if seen_at is None else seen_at
 
     def is_fresh(self, ttl: float) -> bool:
         return time.monotonic() - self.refreshed_at < ttl
@@ -59,6 +62,37 @@ class InodeTable:
         if inode is None:
             inode = self._by_ino[number] = Inode(number, path, is_dir)
         return inode
+
+    def find_by_number(self, ino: int) -> Inode | None:
+        return self._by_ino.get(ino)
+
+    def find(self, path: str, is_dir: bool) -> Inode | None:
+        number = self._numbers.get((path, is_dir))
+        return self._by_ino.get(number) if number is not None else None
+
+    def move(self, old_path: str, new_path: str, is_dir: bool) -> None:
+        """After a rename: the inode (and, for a directory, everything under it) keeps its number."""
+        moves = [(old_path, new_path, is_dir)]
+        if is_dir:
+            prefix = old_path + "/"
+            moves += [
+                (path, new_path + path[len(old_path) :], kind)
+                for (path, kind) in list(self._numbers)
+                if path.startswith(prefix)
+            ]
+        for source, destination, kind in moves:
+            number = self._numbers.pop((source, kind), None)
+            if number is None:
+                continue
+            self._numbers[(destination, kind)] = number
+            inode = self._by_ino.get(number)
+            if inode is not None:
+                inode.path = destination
+
+    def detach(self, inode: Inode) -> None:
+        """After an unlink: the name is free for a new file, while open handles keep the old inode."""
+        if self._numbers.get((inode.path, inode.is_dir)) == inode.ino:
+            del self._numbers[(inode.path, inode.is_dir)]
 
     def forget(self, ino: int, count: int) -> None:
         inode = self._by_ino.get(ino)

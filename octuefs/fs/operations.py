@@ -22,13 +22,15 @@ import trio
 
 from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile
-from octuefs.errors import CloudObjectNotFound, ReadOnlyFilesystem, UnsupportedAttribute
-from octuefs.fs import xattrs
+from octuefs.errors import CloudObjectNotFound, UnsupportedAttribute
+from octuefs.fs import posix, xattrs
 from octuefs.fs.config import MountConfig
 from octuefs.fs.dirs import DirectoryCache, DirEntry, Listing
 from octuefs.fs.errno import fuse_errors
 from octuefs.fs.handles import DirHandle, FileHandle, prefetch
 from octuefs.fs.inodes import Inode, InodeTable
+from octuefs.fs.writes import WriteTracker
+from octuefs.metadata.model import OctueMetadata
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import GCSStorage, ObjectStat
 
@@ -43,11 +45,12 @@ class BucketOperations(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, config: MountConfig, storage: GCSStorage, cache: ChunkCache) -> None:
+    def __init__(self, config: MountConfig, storage: GCSStorage, cache: ChunkCache, writes: WriteTracker) -> None:
         super().__init__()
         self.config = config
         self.storage = storage
         self.cache = cache
+        self.writes = writes
         self.inodes = InodeTable()
         self.dirs = DirectoryCache(storage, config.bucket, config.prefix, config.metadata_ttl)
         self.limiter = trio.CapacityLimiter(config.storage_threads)
@@ -84,29 +87,48 @@ class BucketOperations(pyfuse3.Operations):
         attributes.generation = 0
         attributes.entry_timeout = self.config.metadata_ttl
         attributes.attr_timeout = self.config.metadata_ttl
-        attributes.st_uid = self.config.uid
-        attributes.st_gid = self.config.gid
         attributes.st_blksize = self.config.chunk_size
-        stat = inode.datafile.cloud_stat if inode.datafile else None
-        if inode.is_dir or stat is None:
+        if inode.is_dir:
             attributes.st_mode = stat_module.S_IFDIR | self.config.dir_mode
             attributes.st_nlink = 2
             attributes.st_size = 0
+            attributes.st_uid, attributes.st_gid = self.config.uid, self.config.gid
             time_ns = self.mounted_at_ns
         else:
-            attributes.st_mode = stat_module.S_IFREG | self.config.file_mode
+            attributes.st_size, posix_attributes = self._file_attributes(inode)
+            attributes.st_mode = stat_module.S_IFREG | posix_attributes.mode
             attributes.st_nlink = 1
-            attributes.st_size = stat.size
-            time_ns = int(stat.updated.timestamp() * 1e9) if stat.updated else self.mounted_at_ns
+            attributes.st_uid, attributes.st_gid = posix_attributes.uid, posix_attributes.gid
+            time_ns = posix_attributes.mtime_ns
         attributes.st_blocks = (attributes.st_size + 511) // 512
         attributes.st_atime_ns = attributes.st_mtime_ns = attributes.st_ctime_ns = time_ns
         return attributes
 
+    def _file_attributes(self, inode: Inode) -> tuple[int, posix.PosixAttributes]:
+        """Size and POSIX attributes: staged while being written here, else from the object."""
+        stat = inode.datafile.cloud_stat if inode.datafile else None
+        custom = dict(stat.metadata) if stat else {}
+        updated_ns = int(stat.updated.timestamp() * 1e9) if stat and stat.updated else self.mounted_at_ns
+        state = self.writes.by_ino.get(inode.ino)
+        if state is not None:
+            custom.update(state.custom_changes)
+            updated_ns = state.modified_ns
+        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
+        attributes = posix.read(custom, default)
+        if state is not None:
+            return state.size, attributes
+        return (stat.size if stat else 0), attributes
+
     def _adopt(self, path: str, entry: DirEntry) -> Inode:
-        """The inode for a listed or probed entry, its view of the object brought up to date."""
+        """The inode for a listed or probed entry, its view of the object brought up to date.
+
+        Only newer knowledge replaces the inode's: a directory listing is reused for the whole TTL, and
+        adopting it after a setxattr would bring the old metadata back, which the next setxattr would
+        then write over the change just made.
+        """
         inode = self.inodes.entry(path, entry.is_dir)
-        if entry.stat is not None:
-            inode.refresh(self._datafile(entry.stat))
+        if entry.stat is not None and (inode.datafile is None or entry.seen_at >= inode.refreshed_at):
+            inode.refresh(self._datafile(entry.stat), entry.seen_at)
         return inode
 
     @staticmethod
@@ -119,12 +141,18 @@ class BucketOperations(pyfuse3.Operations):
             return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
     async def _fresh_file(self, inode: Inode) -> Datafile:
-        """The file's datafile, re-read from the server once it is older than the metadata TTL."""
+        """The file's datafile, re-read from the server once it is older than the metadata TTL.
+
+        While the file is being written here, the staged state is what is true, so nothing is re-read.
+        """
+        if inode.ino in self.writes.by_ino and inode.datafile is not None:
+            return inode.datafile
         if inode.datafile is None or not inode.is_fresh(self.config.metadata_ttl):
+            started = time.monotonic()
             stat = await self._blocking(self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path))
             if stat is None:
                 raise CloudObjectNotFound(f"{self.describe(inode.ino)}: no longer exists.")
-            inode.refresh(self._datafile(stat))
+            inode.refresh(self._datafile(stat), started)
         assert inode.datafile is not None
         return inode.datafile
 
@@ -140,8 +168,11 @@ class BucketOperations(pyfuse3.Operations):
     async def lookup(self, parent_ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         parent = self.inodes[parent_ino]
         path = self._child_path(parent, name)
+        pending = self.inodes.find(path, False)
         listing = self.dirs.fresh(parent.path)
-        if listing is not None:
+        if pending is not None and pending.ino in self.writes.by_ino:
+            entry: DirEntry | None = DirEntry(os.fsdecode(name), False)
+        elif listing is not None:
             entry = listing.entries.get(os.fsdecode(name))
         else:
             entry = await self._blocking(self.dirs.probe, path)
@@ -183,8 +214,14 @@ class BucketOperations(pyfuse3.Operations):
         if not inode.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         listing: Listing = self.dirs.fresh(inode.path) or await self._blocking(self.dirs.fetch, inode.path)
+        entries = dict(listing.entries)
+        for ino in self.writes.by_ino:
+            pending = self.inodes.find_by_number(ino)
+            if pending is not None and pending.path.rpartition("/")[0] == inode.path:
+                name = pending.path.rpartition("/")[2]
+                entries.setdefault(name, DirEntry(name, False))
         handle = next(self._handle_numbers)
-        self.dir_handles[handle] = DirHandle(inode.path, [listing.entries[name] for name in sorted(listing.entries)])
+        self.dir_handles[handle] = DirHandle(inode.path, [entries[name] for name in sorted(entries)])
         return handle
 
     @fuse_errors
@@ -202,28 +239,62 @@ class BucketOperations(pyfuse3.Operations):
     async def releasedir(self, fh: int) -> None:
         self.dir_handles.pop(fh, None)
 
-    # Reading ---------------------------------------------------------------------------------
+    # Reading and writing ---------------------------------------------------------------------
 
     @fuse_errors
     async def open(self, ino: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         inode = self.inodes[ino]
-        if flags & WRITE_FLAGS:
-            raise ReadOnlyFilesystem(f"{self.describe(ino)}: octuefs does not write file content yet.")
         datafile = await self._fresh_file(inode)
+        writing = bool(flags & WRITE_FLAGS)
+        if writing or ino in self.writes.by_ino:
+            return await self._open_for_writing(inode, datafile, flags)
         stat = datafile.cloud_stat
         assert stat is not None
-        handle_number = next(self._handle_numbers)
         reader = ObjectReader(stat, self.cache, self.storage, self.config.chunk_size)
-        self.handles[handle_number] = FileHandle(inode, reader, self.config.max_readahead)
+        handle_number = self._new_handle(FileHandle(inode, reader, self.config.max_readahead))
         info = pyfuse3.FileInfo(fh=handle_number)
         # The kernel may keep its page cache only while the object is the generation it cached.
         info.keep_cache = inode.last_opened_generation == stat.generation
         inode.last_opened_generation = stat.generation
         return info
 
+    def _new_handle(self, handle: FileHandle) -> int:
+        number = next(self._handle_numbers)
+        self.handles[number] = handle
+        return number
+
+    async def _open_for_writing(self, inode: Inode, datafile: Datafile, flags: int) -> pyfuse3.FileInfo:
+        if self.config.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        truncate = bool(flags & os.O_TRUNC) and bool(flags & (os.O_WRONLY | os.O_RDWR))
+        state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate)
+        state.handles += 1
+        handle = FileHandle(inode, None, self.config.max_readahead, append=bool(flags & os.O_APPEND))
+        inode.last_opened_generation = None
+        return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=False, keep_cache=False)
+
+    @fuse_errors
+    async def create(
+        self, parent_ino: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        if self.config.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        parent = self.inodes[parent_ino]
+        path = self._child_path(parent, name)
+        inode = self.inodes.entry(path, False)
+        inode.refresh(Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path)))
+        inode.created_here = True
+        info = await self._open_for_writing(inode, inode.datafile, flags | os.O_TRUNC | os.O_WRONLY)  # type: ignore[arg-type]
+        inode.lookups += 1
+        return info, self._attributes(inode)
+
     @fuse_errors
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self.handles[fh]
+        state = self.writes.by_ino.get(handle.inode.ino)
+        if state is not None:
+            return await self._blocking(self.writes.read, state, offset, size)
+        assert handle.reader is not None
         data = await self._blocking(handle.reader.read, offset, size)
         if self.nursery is not None:
             for index in handle.plan_readahead(offset, size):
@@ -231,8 +302,225 @@ class BucketOperations(pyfuse3.Operations):
         return data
 
     @fuse_errors
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        handle = self.handles[fh]
+        state = self.writes.by_ino[handle.inode.ino]
+        return await self._blocking(self.writes.write, state, offset, data, handle.append)
+
+    async def _upload(self, inode: Inode) -> None:
+        state = self.writes.by_ino.get(inode.ino)
+        if state is not None and inode.datafile is not None:
+            stat = await self._blocking(self.writes.upload, inode.datafile, state)
+            if stat is not None:
+                self.dirs.invalidate(inode.path.rpartition("/")[0])
+
+    @fuse_errors
+    async def flush(self, fh: int) -> None:
+        await self._upload(self.handles[fh].inode)
+
+    @fuse_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self._upload(self.handles[fh].inode)
+
+    @fuse_errors
     async def release(self, fh: int) -> None:
-        self.handles.pop(fh, None)
+        handle = self.handles.pop(fh, None)
+        if handle is None or handle.reader is not None:
+            return
+        state = self.writes.release(handle.inode.ino)
+        if state is None:
+            return
+        try:
+            await self._upload(handle.inode)
+        finally:
+            if not state.dirty or state.unlinked:
+                self.writes.finish(handle.inode.ino)
+
+    # Changing the tree and attributes --------------------------------------------------------
+
+    @fuse_errors
+    async def setattr(
+        self, ino: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:  # fmt: skip
+        inode = self.inodes[ino]
+        changes = posix.changes(attr, fields)
+        if inode.is_dir or not (fields.update_size or changes):
+            return self._attributes(inode)
+        if self.config.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        datafile = await self._fresh_file(inode)
+        state = self.writes.by_ino.get(ino)
+        if fields.update_size:
+            if state is None:
+                state = await self._blocking(self.writes.begin, ino, datafile, attr.st_size == 0)
+            await self._blocking(self.writes.truncate, state, attr.st_size)
+        if state is not None and state.dirty:
+            state.custom_changes.update(changes)
+        elif changes:
+            # Also when the file is open but already uploaded: a pending release would drop the change.
+            await self._blocking(datafile.update_custom_metadata, changes)
+        if state is not None and state.handles <= 0:
+            await self._upload(inode)
+            self.writes.finish(ino)
+        return self._attributes(inode)
+
+    async def _child(self, parent: Inode, name: bytes) -> tuple[str, Inode | None]:
+        """The path of `name` in `parent` and its inode if it exists (asking the server if needed)."""
+        attributes = await self.lookup(parent.ino, name, None)
+        if attributes.st_ino == 0:
+            return self._child_path(parent, name), None
+        inode = self.inodes[attributes.st_ino]
+        inode.lookups -= 1
+        return inode.path, inode
+
+    @fuse_errors
+    async def unlink(self, parent_ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        parent = self.inodes[parent_ino]
+        _, inode = await self._child(parent, name)
+        if inode is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if inode.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        state = self.writes.by_ino.get(inode.ino)
+        stat = inode.datafile.cloud_stat if inode.datafile else None
+        if stat is not None:
+            await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        if state is not None:
+            state.unlinked = True
+            if state.handles <= 0:
+                self.writes.finish(inode.ino)
+        self.dirs.invalidate(parent.path)
+        self.inodes.detach(inode)
+
+    @fuse_errors
+    async def mkdir(
+        self, parent_ino: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        if self.config.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        parent = self.inodes[parent_ino]
+        path, existing = await self._child(parent, name)
+        if existing is not None:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        await self._blocking(self.storage.create_placeholder, self.config.bucket, self.dirs.dir_prefix(path))
+        self.dirs.invalidate(parent.path)
+        inode = self.inodes.entry(path, True)
+        inode.lookups += 1
+        return self._attributes(inode)
+
+    @fuse_errors
+    async def rmdir(self, parent_ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        parent = self.inodes[parent_ino]
+        path, inode = await self._child(parent, name)
+        if inode is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if not inode.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        prefix = self.dirs.dir_prefix(path)
+        listing = await self._blocking(self.storage.list, self.config.bucket, prefix, "/", None, 2)
+        if listing.prefixes or any(stat.name != prefix for stat in listing.objects) or self._pending_under(path):
+            raise pyfuse3.FUSEError(errno.ENOTEMPTY)
+        for stat in listing.objects:
+            await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        self.dirs.invalidate(parent.path)
+        self.dirs.invalidate(path)
+
+    def _pending_under(self, path: str) -> bool:
+        return any(
+            (pending := self.inodes.find_by_number(ino)) is not None and pending.path.startswith(path + "/")
+            for ino in self.writes.by_ino
+        )
+
+    @fuse_errors
+    async def rename(
+        self, old_parent_ino: int, old_name: bytes, new_parent_ino: int, new_name: bytes, flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:  # fmt: skip
+        if self.config.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        old_parent, new_parent = self.inodes[old_parent_ino], self.inodes[new_parent_ino]
+        _, source = await self._child(old_parent, old_name)
+        new_path, target = await self._child(new_parent, new_name)
+        if source is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if target is not None and flags & pyfuse3.RENAME_NOREPLACE:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        if target is not None and target.is_dir != source.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR if target.is_dir else errno.ENOTDIR)
+        if source.is_dir:
+            await self._rename_directory(source, new_path, target)
+        else:
+            await self._rename_file(source, new_path, target)
+        self.dirs.invalidate(old_parent.path)
+        self.dirs.invalidate(new_parent.path)
+        self.inodes.move(source.path, new_path, source.is_dir)
+
+    async def _rename_file(self, source: Inode, new_path: str, target: Inode | None) -> None:
+        """Copy on the server with the complete metadata, then delete the original; both guarded."""
+        await self._upload(source)
+        datafile = await self._fresh_file(source)
+        stat = datafile.cloud_stat
+        if stat is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        target_stat = target.datafile.cloud_stat if target is not None and target.datafile else None
+        name = self.dirs.object_name(new_path)
+        generation = target_stat.generation if target_stat else 0
+        metadata, content_type = dict(stat.metadata), stat.content_type
+        if target_stat is not None and source.created_here and not self._has_user_metadata(datafile):
+            # Writing a new file and renaming it over the old one is how sed -i, rsync and editors
+            # save: the file keeps its identity (Octue id, tags, labels, foreign keys, content type).
+            inherited = target.datafile.content_upload_request(posix.carried(stat.metadata))  # type: ignore[union-attr]
+            metadata, content_type = inherited.metadata, inherited.content_type
+        copied = await self._blocking(self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type)
+        await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        source.refresh(self._datafile(copied))
+
+    @staticmethod
+    def _has_user_metadata(datafile: Datafile) -> bool:
+        metadata = datafile.octue_metadata
+        return bool(metadata.tags or metadata.labels or metadata.timestamp is not None)
+
+    async def _rename_directory(self, source: Inode, new_path: str, target: Inode | None) -> None:
+        """Every object under the old prefix, one by one: not atomic (see docs/semantics.md)."""
+        if self._pending_under(source.path):
+            raise pyfuse3.FUSEError(errno.EBUSY)
+        new_prefix = self.dirs.dir_prefix(new_path)
+        if target is not None:
+            existing = await self._blocking(self.storage.list, self.config.bucket, new_prefix, None, None, 2)
+            if any(stat.name != new_prefix for stat in existing.objects):
+                raise pyfuse3.FUSEError(errno.ENOTEMPTY)
+            for placeholder in existing.objects:
+                await self._blocking(self.storage.delete, placeholder.bucket, placeholder.name, placeholder.generation)
+        old_prefix = self.dirs.dir_prefix(source.path)
+        listing = await self._blocking(self.storage.list, self.config.bucket, old_prefix)
+        for stat in listing.objects:
+            name = new_prefix + stat.name[len(old_prefix) :]
+            await self._blocking(self.storage.copy, stat, stat.bucket, name, dict(stat.metadata), 0)
+            await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        for path in list(self.dirs.cached_paths()):
+            if path == source.path or path.startswith(source.path + "/"):
+                self.dirs.invalidate(path)
+
+    @fuse_errors
+    async def symlink(
+        self, parent_ino: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @fuse_errors
+    async def link(
+        self, ino: int, new_parent_ino: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @fuse_errors
+    async def mknod(
+        self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
 
     # Extended attributes ---------------------------------------------------------------------
 
@@ -252,12 +540,20 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        datafile = await self._fresh_file(self._file_inode(ino))
+        inode = self._file_inode(ino)
+        datafile = await self._fresh_file(inode)
         changed = xattrs.with_set(datafile, os.fsdecode(name), value)
-        await self._blocking(datafile.save_metadata, changed)
+        await self._saved(inode, datafile, changed)
 
     @fuse_errors
     async def removexattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        datafile = await self._fresh_file(self._file_inode(ino))
+        inode = self._file_inode(ino)
+        datafile = await self._fresh_file(inode)
         changed = xattrs.with_removed(datafile, os.fsdecode(name))
-        await self._blocking(datafile.save_metadata, changed)
+        await self._saved(inode, datafile, changed)
+
+    async def _saved(self, inode: Inode, datafile: Datafile, metadata: OctueMetadata) -> None:
+        """Write the metadata, then mark the inode's view as the newest: listings sent before the write
+        finished may hold the old metadata and must not replace it (see `_adopt`)."""
+        await self._blocking(datafile.save_metadata, metadata)
+        inode.refresh(datafile)

@@ -329,7 +329,13 @@ class GCSStorage:
         )
 
     def copy(
-        self, source: ObjectStat, bucket: str, name: str, metadata: Mapping[str, str], if_generation_match: int
+        self,
+        source: ObjectStat,
+        bucket: str,
+        name: str,
+        metadata: Mapping[str, str],
+        if_generation_match: int,
+        content_type: str | None = None,
     ) -> ObjectStat:
         """Server-side copy of exactly `source`'s generation (no bytes through us), with new metadata.
 
@@ -338,7 +344,7 @@ class GCSStorage:
         """
         destination = self._blob(bucket, name)
         destination.metadata = dict(metadata)
-        destination.content_type = source.content_type
+        destination.content_type = content_type or source.content_type
         source_blob = self._blob(source.bucket, source.name, source.generation)
         with _translated_errors(CloudLocation(bucket, name), f"copy {source.location} to it"):
             token, _, _ = destination.rewrite(

@@ -1,0 +1,132 @@
+"""Files open for writing: staged on local disk, uploaded whole by the engine on flush or fsync.
+
+GCS objects cannot be changed in place, so a file being written lives in the staging area
+(see `octuefs.staging`): empty for a new file or `O_TRUNC`, otherwise filled from the object
+through the chunk reader (cached chunks are reused, missing ones fetched by range). Reads of the
+file from this mount see the staged bytes. An upload carries the complete metadata, the content
+type and `ifGenerationMatch` of the generation the bytes came from (0 for a new file), so another
+writer's newer object is never overwritten; a failed upload leaves the staged bytes in place for
+the next flush or fsync, and for recovery at the next mount.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from octuefs.cache import ChunkCache
+from octuefs.datafile import Datafile
+from octuefs.errors import OctuefsError
+from octuefs.reader import ObjectReader
+from octuefs.staging import StagedFile, StagingArea
+from octuefs.storage.gcs import GCSStorage, ObjectStat
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenWrite:
+    staged: StagedFile
+    fd: int
+    dirty: bool = False
+    handles: int = 0
+    custom_changes: dict[str, str] = field(default_factory=dict)
+    unlinked: bool = False
+    modified_ns: int = field(default_factory=time.time_ns)
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+
+class WriteTracker:
+    """The staged content of every inode being written; methods block, so callers run them in threads."""
+
+    def __init__(self, staging: StagingArea, cache: ChunkCache, storage: GCSStorage, chunk_size: int) -> None:
+        self.staging = staging
+        self.cache = cache
+        self.storage = storage
+        self.chunk_size = chunk_size
+        self.by_ino: dict[int, OpenWrite] = {}
+
+    def begin(self, ino: int, datafile: Datafile, truncate: bool) -> OpenWrite:
+        """Stage the inode's content (once, however many opens), keeping it when `truncate` is False."""
+        state = self.by_ino.get(ino)
+        if state is None:
+            staged = self.staging.create(datafile.content_upload_request())
+            state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR))
+            stat = datafile.cloud_stat
+            try:
+                if stat is None:
+                    state.dirty = True
+                elif not truncate:
+                    self._fill(state, stat)
+            except BaseException:
+                self.discard(state)
+                raise
+            self.by_ino[ino] = state
+        if truncate:
+            os.ftruncate(state.fd, 0)
+            state.dirty = True
+        return state
+
+    def _fill(self, state: OpenWrite, stat: ObjectStat) -> None:
+        reader = ObjectReader(stat, self.cache, self.storage, self.chunk_size)
+        for index in range(reader.chunk_count):
+            os.pwrite(state.fd, reader.chunk(index), index * self.chunk_size)
+
+    @staticmethod
+    def write(state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
+        written = os.pwrite(state.fd, data, state.size if append else offset)
+        state.dirty = True
+        state.modified_ns = time.time_ns()
+        return written
+
+    @staticmethod
+    def read(state: OpenWrite, offset: int, size: int) -> bytes:
+        return os.pread(state.fd, size, offset)
+
+    @staticmethod
+    def truncate(state: OpenWrite, size: int) -> None:
+        os.ftruncate(state.fd, size)
+        state.dirty = True
+        state.modified_ns = time.time_ns()
+
+    def upload(self, datafile: Datafile, state: OpenWrite) -> ObjectStat | None:
+        """Send the staged bytes if they changed; on failure say where they are kept, and keep them."""
+        if not state.dirty or state.unlinked:
+            return None
+        request = datafile.content_upload_request(state.custom_changes)
+        try:
+            state.staged.write_record(request)
+            os.fsync(state.fd)
+            stat = request.send(state.staged.data_path)
+        except (OctuefsError, OSError) as error:
+            kept = state.staged.data_path
+            logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
+            raise
+        datafile.adopt_uploaded(stat)
+        state.dirty = False
+        state.custom_changes.clear()
+        logger.info("%s: uploaded %d bytes (generation %d)", request.location, stat.size, stat.generation)
+        return stat
+
+    def release(self, ino: int) -> OpenWrite | None:
+        """One handle fewer; the state once the last handle is gone (the caller uploads or keeps it)."""
+        state = self.by_ino.get(ino)
+        if state is None:
+            return None
+        state.handles -= 1
+        return state if state.handles <= 0 else None
+
+    def finish(self, ino: int) -> None:
+        """Forget an inode's staged bytes once they are uploaded (or unlinked)."""
+        state = self.by_ino.pop(ino, None)
+        if state is not None:
+            self.discard(state)
+
+    def discard(self, state: OpenWrite) -> None:
+        os.close(state.fd)
+        self.staging.remove(state.staged)
