@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
 from octuefs.samples import seed_bucket
@@ -31,26 +32,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-mount", action="store_true", help="only start the server and list the samples")
     parser.add_argument("--no-wait", action="store_true", help="stop everything after showing the samples")
     parser.set_defaults(handler=run)
-
-
-def render_table(dataset: Dataset) -> str:
-    rows = [("NAME", "SIZE", "CRC32C", "TIMESTAMP", "LABELS", "TAGS")]
-    for datafile in dataset:
-        rows.append(
-            (
-                datafile.path_in_bucket or datafile.name,
-                str(datafile.size_bytes),
-                datafile.hash_value,
-                datafile.timestamp.date().isoformat() if datafile.timestamp else "-",
-                " ".join(sorted(datafile.labels)) or "-",
-                ", ".join(f"{key}={value}" for key, value in datafile.tags.items()) or "-",
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]) for row in rows
-    ]
-    return "\n".join(lines)
 
 
 def _octuefs(*arguments: str) -> subprocess.CompletedProcess[str]:

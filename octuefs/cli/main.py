@@ -7,7 +7,7 @@ import logging
 import sys
 
 from octuefs import __version__
-from octuefs.cli import demo, info, mount
+from octuefs.cli import demo, info, meta, mount
 from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import configure
 
@@ -22,6 +22,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
     info.add_parser(subparsers)
     demo.add_parser(subparsers)
     mount.add_parsers(subparsers)
+    meta.add_parsers(subparsers)
     return parser, frozenset(subparsers.choices)
 
 
