@@ -37,4 +37,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+if [ "$(id -u)" = 0 ]; then
+    # mount(8) runs fuse.octuefs fstab entries with a fixed PATH: put the command where it looks.
+    ln -sf "$(pwd)/.venv/bin/octuefs" /usr/local/bin/octuefs
+fi
 echo "octuefs: installed in $(pwd)/.venv ($(.venv/bin/octuefs --version))"

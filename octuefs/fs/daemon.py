@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,20 @@ def pid_file(mountpoint: Path) -> Path:
     """
     digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     return runtime_directory() / f"{digest}.pid"
+
+
+def notify_systemd(state: str) -> None:
+    """Tell systemd (Type=notify) about the daemon; a no-op when not started by systemd.
+
+    The protocol is one datagram on the socket named by NOTIFY_SOCKET, so no dependency is needed.
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as connection:
+        connection.sendto(state.encode(), address)
 
 
 def fuse_options(config: MountConfig) -> set[str]:
@@ -97,7 +112,9 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
         record.write_text(f"{os.getpid()}\n")
         logger.info("mounted %s at %s (cache %s)", config.source, config.mountpoint, config.resolved_cache_dir)
         notify_ready()
+        notify_systemd(f"READY=1\nSTATUS=serving {config.source}\nMAINPID={os.getpid()}")
         trio.run(_serve, operations)
+        notify_systemd("STOPPING=1")
     finally:
         pyfuse3.close(unmount=True)
         record.unlink(missing_ok=True)
