@@ -215,7 +215,7 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         listing: Listing = self.dirs.fresh(inode.path) or await self._blocking(self.dirs.fetch, inode.path)
         entries = dict(listing.entries)
-        for ino in self.writes.by_ino:
+        for ino in self.writes.named():
             pending = self.inodes.find_by_number(ino)
             if pending is not None and pending.path.rpartition("/")[0] == inode.path:
                 name = pending.path.rpartition("/")[2]
@@ -382,14 +382,10 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT)
         if inode.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        state = self.writes.by_ino.get(inode.ino)
         stat = inode.datafile.cloud_stat if inode.datafile else None
         if stat is not None:
             await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
-        if state is not None:
-            state.unlinked = True
-            if state.handles <= 0:
-                self.writes.finish(inode.ino)
+        self.writes.unlink(inode.ino)
         self.dirs.invalidate(parent.path)
         self.inodes.detach(inode)
 
@@ -429,7 +425,7 @@ class BucketOperations(pyfuse3.Operations):
     def _pending_under(self, path: str) -> bool:
         return any(
             (pending := self.inodes.find_by_number(ino)) is not None and pending.path.startswith(path + "/")
-            for ino in self.writes.by_ino
+            for ino in self.writes.named()
         )
 
     @fuse_errors
@@ -454,6 +450,8 @@ class BucketOperations(pyfuse3.Operations):
             await self._rename_directory(source, new_path, target)
         else:
             await self._rename_file(source, new_path, target)
+            if target is not None:
+                self.writes.unlink(target.ino)
         self.dirs.invalidate(old_parent.path)
         self.dirs.invalidate(new_parent.path)
         self.inodes.move(source.path, new_path, source.is_dir)

@@ -113,6 +113,20 @@ class WriteTracker:
         logger.info("%s: uploaded %d bytes (generation %d)", request.location, stat.size, stat.generation)
         return stat
 
+    def named(self) -> list[int]:
+        """Inodes being written that still have a name: an unlinked file kept open by its handles is
+        gone from the tree, so listings and rmdir's emptiness check must not see it."""
+        return [ino for ino, state in self.by_ino.items() if not state.unlinked]
+
+    def unlink(self, ino: int) -> None:
+        """The file lost its name (unlink, or a rename over it): its bytes must never be uploaded, as
+        they would replace whatever holds the name now; open handles keep them until the last release."""
+        state = self.by_ino.get(ino)
+        if state is not None:
+            state.unlinked = True
+            if state.handles <= 0:
+                self.finish(ino)
+
     def release(self, ino: int) -> OpenWrite | None:
         """One handle fewer; the state once the last handle is gone (the caller uploads or keeps it)."""
         state = self.by_ino.get(ino)
