@@ -56,34 +56,63 @@ class ObjectReader:
             return data
         with self._lock:
             future = self._in_flight.get(index)
-            owner = future is None
-            if owner:
-                future = self._in_flight[index] = Future()
-        assert future is not None
-        if not owner:
+            owned = {} if future is not None else self._claim([index])
+        if future is not None:
             return future.result()
+        self._fetch(owned)
+        return owned[index].result()
+
+    def fetch_span(self, first: int, count: int) -> None:
+        """Fetch the missing chunks among [first, first + count) with as few ranged GETs as possible.
+
+        Readahead uses this: one large range is much cheaper than many 1 MiB ones for the server and
+        for us, while the cache keeps 1 MiB granularity for random readers such as h5py.
+        """
+        wanted = [
+            index
+            for index in range(first, min(first + count, self.chunk_count))
+            if not self.cache.contains(self.key, index)
+        ]
+        with self._lock:
+            owned = self._claim([index for index in wanted if index not in self._in_flight])
+        if owned:
+            self._fetch(owned)
+
+    def _claim(self, indices: list[int]) -> dict[int, Future[bytes]]:
+        """Register this thread as the fetcher of `indices` (call with the lock held)."""
+        owned: dict[int, Future[bytes]] = {}
+        for index in indices:
+            owned[index] = self._in_flight[index] = Future()
+        return owned
+
+    def _fetch(self, owned: dict[int, Future[bytes]]) -> None:
+        """Fetch the claimed chunks, one GET per contiguous run, and settle every claimed future."""
         try:
-            data = self.cache.get(self.key, index)
-            if data is None:
-                data = self._fetch(index)
-            future.set_result(data)
-            return data
+            for run in _contiguous_runs(sorted(owned)):
+                start = run[0] * self.chunk_size
+                data = self.cache.get(self.key, run[0]) if len(run) == 1 else None
+                if data is None:
+                    data = self.storage.read_range(self.stat, start, (run[-1] + 1) * self.chunk_size)
+                    with self._lock:
+                        self.bytes_fetched += len(data)
+                parts = {index: data[position * self.chunk_size : (position + 1) * self.chunk_size]
+                         for position, index in enumerate(run)}  # fmt: skip
+                for index, part in parts.items():
+                    self.cache.put_in_memory(self.key, index, part)
+                    owned[index].set_result(part)
+                for index, part in parts.items():
+                    self.cache.persist(self.key, index, part)
         except BaseException as error:
-            future.set_exception(error)
+            for future in owned.values():
+                if not future.done():
+                    future.set_exception(error)
             raise
         finally:
             with self._lock:
-                del self._in_flight[index]
-
-    def _fetch(self, index: int) -> bytes:
-        start = index * self.chunk_size
-        data = self.storage.read_range(self.stat, start, start + self.chunk_size)
-        with self._lock:
-            self.bytes_fetched += len(data)
-        self.cache.put(self.key, index, data)
+                for index in owned:
+                    self._in_flight.pop(index, None)
         if len(self.cache.cached_indices(self.key)) == self.chunk_count:
             threading.Thread(target=self._verify_whole_object, daemon=True).start()
-        return data
 
     def _verify_whole_object(self) -> None:
         if not self.stat.crc32c:
@@ -103,12 +132,35 @@ class ObjectReader:
             self.cache.drop(self.key)
 
     def read(self, offset: int, size: int) -> bytes:
-        parts = []
+        return self._assemble(offset, size, [self.chunk(index) for index in self.chunk_range(offset, size)])
+
+    def read_from_memory(self, offset: int, size: int) -> bytes | None:
+        """The bytes if every chunk they span is in memory (no I/O, so callable on the event loop)."""
+        chunks = []
         for index in self.chunk_range(offset, size):
-            data = self.chunk(index)
-            chunk_start = index * self.chunk_size
+            data = self.cache.get_from_memory(self.key, index)
+            if data is None:
+                return None
+            chunks.append(data)
+        return self._assemble(offset, size, chunks)
+
+    def _assemble(self, offset: int, size: int, chunks: list[bytes]) -> bytes:
+        first = offset // self.chunk_size
+        parts = []
+        for position, data in enumerate(chunks):
+            chunk_start = (first + position) * self.chunk_size
             parts.append(data[max(offset - chunk_start, 0) : offset + size - chunk_start])
         return b"".join(parts)
+
+
+def _contiguous_runs(indices: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
 
 
 class RangedFile(io.RawIOBase):

@@ -62,7 +62,7 @@ class MountConfig:
     foreground: bool = False
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_readahead: int = 32 * 1024 * 1024
-    storage_threads: int = 32
+    storage_threads: int = 16
     retry_deadline: float = 120.0
 
     @property

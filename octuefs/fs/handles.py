@@ -9,7 +9,7 @@ way). Fetches run in worker threads under a limiter, so one slow object never st
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -18,6 +18,10 @@ from octuefs.fs.inodes import Inode
 from octuefs.reader import ObjectReader
 
 logger = logging.getLogger(__name__)
+
+# Readahead fetches up to this many chunks with one ranged GET: large ranges cost the server and
+# the client far less per byte than 1 MiB ones.
+SPAN_CHUNKS = 8
 
 
 @dataclass(frozen=True)
@@ -37,31 +41,45 @@ class FileHandle:
     max_readahead: int
     append: bool = False
     next_offset: int = 0
-    window: int = 0
-    scheduled: set[int] = field(default_factory=set)
+    sequential_bytes: int = 0
+    prefetched_until: int = 0
 
-    def plan_readahead(self, offset: int, size: int) -> list[int]:
-        """Chunks to prefetch after a read of [offset, offset + size)."""
+    def plan_readahead(self, offset: int, size: int) -> list[tuple[int, int]]:
+        """Spans of chunks (first, count) to prefetch after a read of [offset, offset + size).
+
+        The window is twice what the reader has read in sequence so far (capped), and nothing is
+        prefetched until it has read a whole chunk in sequence: a random reader such as h5py reads
+        a few scattered pieces and must not pull in megabytes it never asked for. The window is
+        refilled in large spans once half of it has been consumed, so each GET is big.
+        """
         assert self.reader is not None
         chunk_size = self.reader.chunk_size
-        if offset == self.next_offset:
-            self.window = min(max(self.window * 2, chunk_size), self.max_readahead)
+        # The kernel sends several reads of one sequential stream at once, and they may arrive out
+        # of order: a read near the expected offset still counts as sequential.
+        if abs(offset - self.next_offset) <= max(4 * size, chunk_size):
+            self.sequential_bytes += size
+            self.next_offset = max(self.next_offset, offset + size)
         else:
-            self.window = chunk_size
-            self.scheduled.clear()
-        self.next_offset = offset + size
-        wanted = self.reader.chunk_range(self.next_offset, self.window)
-        plan = [index for index in wanted if index not in self.scheduled and not self.reader.is_cached(index)]
-        self.scheduled.update(plan)
-        return plan
+            self.sequential_bytes = size
+            self.next_offset = offset + size
+            self.prefetched_until = 0
+        if self.sequential_bytes < chunk_size:
+            return []
+        window_chunks = max(min(2 * self.sequential_bytes, self.max_readahead) // chunk_size, 1)
+        position = self.next_offset // chunk_size
+        start = max(self.prefetched_until, position)
+        if start - position > window_chunks // 2:
+            return []
+        end = min(position + window_chunks, self.reader.chunk_count)
+        self.prefetched_until = max(self.prefetched_until, end)
+        return [(first, min(SPAN_CHUNKS, end - first)) for first in range(start, end, SPAN_CHUNKS)]
 
 
-async def prefetch(handle: FileHandle, index: int, limiter: trio.CapacityLimiter) -> None:
-    """Fetch one chunk ahead of the reader; a failure is only logged (the read itself will retry)."""
+async def prefetch(handle: FileHandle, span: tuple[int, int], limiter: trio.CapacityLimiter) -> None:
+    """Fetch chunks ahead of the reader; a failure is only logged (the read itself will retry)."""
     assert handle.reader is not None
+    first, count = span
     try:
-        await trio.to_thread.run_sync(handle.reader.chunk, index, limiter=limiter)
+        await trio.to_thread.run_sync(handle.reader.fetch_span, first, count, limiter=limiter)
     except Exception as error:
-        logger.debug("%s: readahead of chunk %d failed: %s", handle.inode.path, index, error)
-    finally:
-        handle.scheduled.discard(index)
+        logger.debug("%s: readahead of chunks %d+%d failed: %s", handle.inode.path, first, count, error)

@@ -268,6 +268,9 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         truncate = bool(flags & os.O_TRUNC) and bool(flags & (os.O_WRONLY | os.O_RDWR))
         state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate)
+        while self.writes.by_ino.get(inode.ino) is not state:
+            # The last release of the file dropped the (uploaded) state before this open could count itself.
+            state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate)
         state.handles += 1
         handle = FileHandle(inode, None, self.config.max_readahead, append=bool(flags & os.O_APPEND))
         inode.last_opened_generation = None
@@ -295,10 +298,12 @@ class BucketOperations(pyfuse3.Operations):
         if state is not None:
             return await self._blocking(self.writes.read, state, offset, size)
         assert handle.reader is not None
-        data = await self._blocking(handle.reader.read, offset, size)
+        data = handle.reader.read_from_memory(offset, size)
+        if data is None:
+            data = await self._blocking(handle.reader.read, offset, size)
         if self.nursery is not None:
-            for index in handle.plan_readahead(offset, size):
-                self.nursery.start_soon(prefetch, handle, index, self.limiter)
+            for span in handle.plan_readahead(offset, size):
+                self.nursery.start_soon(prefetch, handle, span, self.limiter)
         return data
 
     @fuse_errors
