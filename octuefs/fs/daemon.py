@@ -101,8 +101,9 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     storage = get_storage()
     cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
     staging = StagingArea(config.resolved_cache_dir / "staging")
-    for line in recover(staging, storage, config.resolved_cache_dir / "lost+found"):
-        logger.warning("recovered staged write: %s", line)
+    # recover() logs one line per staged file (uploaded, or kept aside and where); logging its report
+    # again here would double each line and call bytes that were set aside "recovered".
+    recover(staging, storage, config.resolved_cache_dir / "lost+found")
     writes = WriteTracker(staging, cache, storage, config.chunk_size)
     operations = BucketOperations(config, storage, cache, writes)
     record = pid_file(config.mountpoint)

@@ -6,6 +6,7 @@ tools that compare inode numbers across calls (`find`, `tar`, `du`) see a stable
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -13,23 +14,58 @@ import pyfuse3
 
 from octuefs.datafile import Datafile
 from octuefs.errors import CloudObjectNotFound
+from octuefs.storage.gcs import ObjectStat
+
+logger = logging.getLogger(__name__)
+
+
+def datafile_for(stat: ObjectStat) -> Datafile:
+    """The engine's view of an object; bad stored metadata is shown as none rather than hiding the file."""
+    try:
+        return Datafile.from_object_stat(stat)
+    except ValueError as error:
+        logger.warning("%s (shown without its Octue metadata)", error)
+        return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
 
 @dataclass
 class Inode:
+    """A file or directory of the mount. A file's Datafile is built only when something needs its
+    metadata: listing a directory of thousands of files needs just their stats."""
+
     ino: int
     path: str
     is_dir: bool
     lookups: int = 0
-    datafile: Datafile | None = None
     refreshed_at: float = field(default_factory=time.monotonic)
     last_opened_generation: int | None = None
     # Made by create() on this mount: the temp file of a write-and-rename (sed -i, rsync, editors).
     created_here: bool = False
+    _stat: ObjectStat | None = None
+    _datafile: Datafile | None = None
+
+    @property
+    def datafile(self) -> Datafile | None:
+        if self._datafile is None and self._stat is not None:
+            self._datafile = datafile_for(self._stat)
+        return self._datafile
+
+    @property
+    def stat(self) -> ObjectStat | None:
+        return self._datafile.cloud_stat if self._datafile is not None else self._stat
+
+    @property
+    def known(self) -> bool:
+        return self._datafile is not None or self._stat is not None
 
     def refresh(self, datafile: Datafile, seen_at: float | None = None) -> None:
         """Adopt `datafile` as the object's state as of `seen_at` (when its request was sent; default now)."""
-        self.datafile = datafile
+        self._datafile, self._stat = datafile, None
+        self.refreshed_at = time.monotonic() if seen_at is None else seen_at
+
+    def refresh_stat(self, stat: ObjectStat, seen_at: float | None = None) -> None:
+        """Adopt the object's `stat` as of `seen_at`; its Datafile is rebuilt when next needed."""
+        self._datafile, self._stat = None, stat
         self.refreshed_at = time.monotonic() if seen_at is None else seen_at
 
     def is_fresh(self, ttl: float) -> bool:

@@ -32,7 +32,7 @@ from octuefs.fs.inodes import Inode, InodeTable
 from octuefs.fs.writes import WriteTracker
 from octuefs.metadata.model import OctueMetadata
 from octuefs.reader import ObjectReader
-from octuefs.storage.gcs import GCSStorage, ObjectStat
+from octuefs.storage.gcs import GCSStorage
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class BucketOperations(pyfuse3.Operations):
 
     def _file_attributes(self, inode: Inode) -> tuple[int, posix.PosixAttributes]:
         """Size and POSIX attributes: staged while being written here, else from the object."""
-        stat = inode.datafile.cloud_stat if inode.datafile else None
+        stat = inode.stat
         custom = dict(stat.metadata) if stat else {}
         updated_ns = int(stat.updated.timestamp() * 1e9) if stat and stat.updated else self.mounted_at_ns
         state = self.writes.by_ino.get(inode.ino)
@@ -127,18 +127,9 @@ class BucketOperations(pyfuse3.Operations):
         then write over the change just made.
         """
         inode = self.inodes.entry(path, entry.is_dir)
-        if entry.stat is not None and (inode.datafile is None or entry.seen_at >= inode.refreshed_at):
-            inode.refresh(self._datafile(entry.stat), entry.seen_at)
+        if entry.stat is not None and (not inode.known or entry.seen_at >= inode.refreshed_at):
+            inode.refresh_stat(entry.stat, entry.seen_at)
         return inode
-
-    @staticmethod
-    def _datafile(stat: ObjectStat) -> Datafile:
-        """The engine's view of an object; bad stored metadata is shown as none rather than hiding the file."""
-        try:
-            return Datafile.from_object_stat(stat)
-        except ValueError as error:
-            logger.warning("%s (shown without its Octue metadata)", error)
-            return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
     async def _fresh_file(self, inode: Inode) -> Datafile:
         """The file's datafile, re-read from the server once it is older than the metadata TTL.
@@ -147,12 +138,12 @@ class BucketOperations(pyfuse3.Operations):
         """
         if inode.ino in self.writes.by_ino and inode.datafile is not None:
             return inode.datafile
-        if inode.datafile is None or not inode.is_fresh(self.config.metadata_ttl):
+        if not inode.known or not inode.is_fresh(self.config.metadata_ttl):
             started = time.monotonic()
             stat = await self._blocking(self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path))
             if stat is None:
                 raise CloudObjectNotFound(f"{self.describe(inode.ino)}: no longer exists.")
-            inode.refresh(self._datafile(stat), started)
+            inode.refresh_stat(stat, started)
         assert inode.datafile is not None
         return inode.datafile
 
@@ -338,7 +329,8 @@ class BucketOperations(pyfuse3.Operations):
         try:
             await self._upload(handle.inode)
         finally:
-            if not state.dirty or state.unlinked:
+            # An open during the upload took the state up again: its handle still writes to it.
+            if state.handles <= 0 and (not state.dirty or state.unlinked):
                 self.writes.finish(handle.inode.ino)
 
     # Changing the tree and attributes --------------------------------------------------------
@@ -387,7 +379,7 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT)
         if inode.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        stat = inode.datafile.cloud_stat if inode.datafile else None
+        stat = inode.stat
         if stat is not None:
             await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
         self.writes.unlink(inode.ino)
@@ -468,7 +460,7 @@ class BucketOperations(pyfuse3.Operations):
         stat = datafile.cloud_stat
         if stat is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        target_stat = target.datafile.cloud_stat if target is not None and target.datafile else None
+        target_stat = target.stat if target is not None else None
         name = self.dirs.object_name(new_path)
         generation = target_stat.generation if target_stat else 0
         metadata, content_type = dict(stat.metadata), stat.content_type
@@ -479,7 +471,7 @@ class BucketOperations(pyfuse3.Operations):
             metadata, content_type = inherited.metadata, inherited.content_type
         copied = await self._blocking(self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type)
         await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
-        source.refresh(self._datafile(copied))
+        source.refresh_stat(copied)
 
     @staticmethod
     def _has_user_metadata(datafile: Datafile) -> bool:
@@ -536,6 +528,9 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def getxattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        # `ls -l` asks every file for security.selinux: answer names we never store at once.
+        if not name.startswith(xattrs.PREFIX_BYTES):
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         inode = self.inodes[ino]
         if inode.is_dir:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

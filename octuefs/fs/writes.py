@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -35,10 +36,20 @@ class OpenWrite:
     custom_changes: dict[str, str] = field(default_factory=dict)
     unlinked: bool = False
     modified_ns: int = field(default_factory=time.time_ns)
+    # Held for a whole upload: two flushes of one file (two processes closing or fsyncing it) must go
+    # one after the other, or the second carries the generation the first just replaced and fails.
+    upload_lock: threading.Lock = field(default_factory=threading.Lock)
+    changes: int = 0
 
     @property
     def size(self) -> int:
         return os.fstat(self.fd).st_size
+
+    def mark_changed(self) -> None:
+        """Counted, not only flagged: an upload compares the count before and after sending, so bytes
+        written by another handle while it was sending stay dirty for the next flush."""
+        self.dirty = True
+        self.changes += 1
 
 
 class WriteTracker:
@@ -50,27 +61,37 @@ class WriteTracker:
         self.storage = storage
         self.chunk_size = chunk_size
         self.by_ino: dict[int, OpenWrite] = {}
+        self._begin_locks: dict[int, threading.Lock] = {}
+        self._begin_locks_guard = threading.Lock()
 
     def begin(self, ino: int, datafile: Datafile, truncate: bool) -> OpenWrite:
-        """Stage the inode's content (once, however many opens), keeping it when `truncate` is False."""
-        state = self.by_ino.get(ino)
-        if state is None:
-            staged = self.staging.create(datafile.content_upload_request())
-            state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR))
-            stat = datafile.cloud_stat
-            try:
-                if stat is None:
-                    state.dirty = True
-                elif not truncate:
-                    self._fill(state, stat)
-            except BaseException:
-                self.discard(state)
-                raise
-            self.by_ino[ino] = state
-        if truncate:
-            os.ftruncate(state.fd, 0)
-            state.dirty = True
-        return state
+        """Stage the inode's content (once, however many opens), keeping it when `truncate` is False.
+
+        Opens of one inode run in parallel worker threads (several processes opening a file at
+        once); the per-inode lock makes them share one staged copy, the later ones waiting while
+        the first fills it, instead of each staging its own and all but one being orphaned.
+        """
+        with self._begin_locks_guard:
+            lock = self._begin_locks.setdefault(ino, threading.Lock())
+        with lock:
+            state = self.by_ino.get(ino)
+            if state is None:
+                staged = self.staging.create(datafile.content_upload_request())
+                state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR))
+                stat = datafile.cloud_stat
+                try:
+                    if stat is None:
+                        state.mark_changed()
+                    elif not truncate:
+                        self._fill(state, stat)
+                except BaseException:
+                    self.discard(state)
+                    raise
+                self.by_ino[ino] = state
+            if truncate:
+                os.ftruncate(state.fd, 0)
+                state.mark_changed()
+            return state
 
     def _fill(self, state: OpenWrite, stat: ObjectStat) -> None:
         reader = ObjectReader(stat, self.cache, self.storage, self.chunk_size)
@@ -80,7 +101,7 @@ class WriteTracker:
     @staticmethod
     def write(state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
         written = os.pwrite(state.fd, data, state.size if append else offset)
-        state.dirty = True
+        state.mark_changed()
         state.modified_ns = time.time_ns()
         return written
 
@@ -91,25 +112,29 @@ class WriteTracker:
     @staticmethod
     def truncate(state: OpenWrite, size: int) -> None:
         os.ftruncate(state.fd, size)
-        state.dirty = True
+        state.mark_changed()
         state.modified_ns = time.time_ns()
 
     def upload(self, datafile: Datafile, state: OpenWrite) -> ObjectStat | None:
         """Send the staged bytes if they changed; on failure say where they are kept, and keep them."""
-        if not state.dirty or state.unlinked:
-            return None
-        request = datafile.content_upload_request(state.custom_changes)
-        try:
-            state.staged.write_record(request)
-            os.fsync(state.fd)
-            stat = request.send(state.staged.data_path)
-        except (OctuefsError, OSError) as error:
-            kept = state.staged.data_path
-            logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
-            raise
-        datafile.adopt_uploaded(stat)
-        state.dirty = False
-        state.custom_changes.clear()
+        with state.upload_lock:
+            if not state.dirty or state.unlinked:
+                return None
+            sent_changes, sent_count = dict(state.custom_changes), state.changes
+            request = datafile.content_upload_request(sent_changes)
+            try:
+                state.staged.write_record(request)
+                os.fsync(state.fd)
+                stat = request.send(state.staged.data_path)
+            except (OctuefsError, OSError) as error:
+                kept = state.staged.data_path
+                logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
+                raise
+            datafile.adopt_uploaded(stat)
+            state.dirty = state.changes != sent_count
+            for key, value in sent_changes.items():
+                if state.custom_changes.get(key) == value:
+                    del state.custom_changes[key]
         logger.info("%s: uploaded %d bytes (generation %d)", request.location, stat.size, stat.generation)
         return stat
 

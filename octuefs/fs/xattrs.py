@@ -23,6 +23,7 @@ from octuefs.metadata.tags import TagDict, validate_tag_key
 from octuefs.metadata.values import dumps, loads
 
 PREFIX = "user.octue."
+PREFIX_BYTES = PREFIX.encode()
 ID = PREFIX + "id"
 HASH = PREFIX + "hash"
 CLOUD_PATH = PREFIX + "cloud_path"
