@@ -9,6 +9,7 @@ after an error or SIGTERM; nothing is ever stopped by name.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -438,3 +440,54 @@ class BenchEnvironment:
             yield mount
         finally:
             mount.unmount()
+
+
+Workload = Callable[[BenchEnvironment, Any], list[Row]]
+
+
+def run_benchmark(
+    name: str,
+    doc: str | None,
+    workloads: list[tuple[list[int], str, Workload]],
+    targets: dict[int, Target],
+    full: Any,
+    quick: Any,
+    argv: list[str] | None = None,
+) -> int:
+    """Run every workload in one environment and print the table; 1 only if a row could not be measured."""
+    parser = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    arguments = parser.parse_args(argv)
+    sizes = quick if arguments.quick else full
+    title = f"octuefs {name} benchmark ({'quick' if arguments.quick else 'full'} sizes)"
+    machine = machine_description()
+    started = time.monotonic()
+    rows: list[Row] = []
+    try:
+        with BenchEnvironment(f"{name}-bench") as env:
+            log(f"server at {env.server.url}; temp directory {env.root}")
+            for numbers, workload_name, workload in workloads:
+                log(f"rows {numbers}: {workload_name}")
+                try:
+                    rows.extend(workload(env, sizes))
+                except Exception as error:
+                    traceback.print_exc()
+                    rows.extend(
+                        Row(
+                            number, workload_name, None, None, targets[number], error=f"{type(error).__name__}: {error}"
+                        )
+                        for number in numbers
+                    )
+    except Interrupted as interruption:
+        log(f"interrupted by {interruption}; cleaned up")
+        return 130
+    print(title)
+    print("machine: " + "; ".join(f"{key} {value}" for key, value in machine.items()))
+    took = time.monotonic() - started
+    print(f"server: fake-gcs-server (memory backend) on 127.0.0.1, started by this run; whole run {took:.0f} s")
+    print()
+    print_table(rows)
+    if arguments.json:
+        write_json(arguments.json, title, machine, rows)
+    return 1 if any(row.error for row in rows) else 0

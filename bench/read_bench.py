@@ -15,12 +15,10 @@ could not be measured at all.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,6 @@ import numpy
 from bench.harness import (
     BenchEnvironment,
     GiB,
-    Interrupted,
     MiB,
     Quantity,
     Row,
@@ -43,13 +40,11 @@ from bench.harness import (
     format_rate,
     format_seconds,
     log,
-    machine_description,
-    print_table,
     read_file,
     repeat,
+    run_benchmark,
     timed,
     upload_many,
-    write_json,
     write_random_file,
 )
 
@@ -347,40 +342,7 @@ WORKLOADS: list[tuple[list[int], str, Callable[[BenchEnvironment, Sizes], list[R
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
-    arguments = parser.parse_args(argv)
-    sizes = QUICK if arguments.quick else FULL
-    title = f"octuefs read benchmark ({'quick' if arguments.quick else 'full'} sizes)"
-    machine = machine_description()
-    started = time.monotonic()
-    rows: list[Row] = []
-    try:
-        with BenchEnvironment("read-bench") as env:
-            log(f"server at {env.server.url}; temp directory {env.root}")
-            for numbers, name, workload in WORKLOADS:
-                log(f"rows {numbers}: {name}")
-                try:
-                    rows.extend(workload(env, sizes))
-                except Exception as error:
-                    traceback.print_exc()
-                    rows.extend(
-                        Row(number, name, None, None, TARGETS[number], error=f"{type(error).__name__}: {error}")
-                        for number in numbers
-                    )
-    except Interrupted as interruption:
-        log(f"interrupted by {interruption}; cleaned up")
-        return 130
-    print(title)
-    print("machine: " + "; ".join(f"{key} {value}" for key, value in machine.items()))
-    took = time.monotonic() - started
-    print(f"server: fake-gcs-server (memory backend) on 127.0.0.1, started by this run; whole run {took:.0f} s")
-    print()
-    print_table(rows)
-    if arguments.json:
-        write_json(arguments.json, title, machine, rows)
-    return 1 if any(row.error for row in rows) else 0
+    return run_benchmark("read", __doc__, WORKLOADS, TARGETS, FULL, QUICK, argv)
 
 
 if __name__ == "__main__":

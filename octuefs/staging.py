@@ -40,12 +40,15 @@ class StagedFile:
         return self.directory / f"{self.token}.json"
 
     def write_record(self, request: UploadRequest) -> None:
-        """Record the pending upload atomically, so a crash leaves either the old or the new record."""
+        """Record the pending upload atomically, so a crash leaves either the old or the new record.
+
+        Not fsynced: the record and the staged bytes outlive a crash or kill of the daemon (they are
+        in the page cache); only a crash of the whole machine can lose writes not yet uploaded, and
+        a program that must not lose them calls fsync(), which uploads.
+        """
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(handle, "w") as file:
             json.dump(request.to_dict(), file)
-            file.flush()
-            os.fsync(file.fileno())
         os.replace(temporary, self.record_path)
 
     def read_record(self) -> UploadRequest:

@@ -72,6 +72,22 @@ class DirectoryCache:
     def invalidate(self, path: str) -> None:
         self._listings.pop(path, None)
 
+    def record(self, path: str, entry: DirEntry | None) -> None:
+        """Bring the parent's cached listing up to date with a change this mount made (None: the name
+        is gone), so that the next lookup in it costs no request; without a listing there is nothing to do."""
+        parent, _, name = path.rpartition("/")
+        listing = self._listings.get(parent)
+        if listing is None:
+            return
+        if entry is None:
+            listing.entries.pop(name, None)
+        else:
+            listing.entries[name] = entry
+
+    def record_empty(self, path: str) -> None:
+        """A directory this mount just made holds nothing: later lookups in it need no request."""
+        self._listings[path] = Listing({}, time.monotonic())
+
     def cached_paths(self) -> list[str]:
         return list(self._listings)
 

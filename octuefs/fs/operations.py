@@ -308,7 +308,9 @@ class BucketOperations(pyfuse3.Operations):
         if state is not None and inode.datafile is not None:
             stat = await self._blocking(self.writes.upload, inode.datafile, state)
             if stat is not None:
-                self.dirs.invalidate(inode.path.rpartition("/")[0])
+                inode.refresh(inode.datafile)
+                name = inode.path.rpartition("/")[2]
+                self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
@@ -357,6 +359,7 @@ class BucketOperations(pyfuse3.Operations):
         elif changes:
             # Also when the file is open but already uploaded: a pending release would drop the change.
             await self._blocking(datafile.update_custom_metadata, changes)
+            inode.refresh(datafile)
         if state is not None and state.handles <= 0:
             await self._upload(inode)
             self.writes.finish(ino)
@@ -383,7 +386,7 @@ class BucketOperations(pyfuse3.Operations):
         if stat is not None:
             await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
         self.writes.unlink(inode.ino)
-        self.dirs.invalidate(parent.path)
+        self.dirs.record(inode.path, None)
         self.inodes.detach(inode)
 
     @fuse_errors
@@ -397,7 +400,8 @@ class BucketOperations(pyfuse3.Operations):
         if existing is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
         await self._blocking(self.storage.create_placeholder, self.config.bucket, self.dirs.dir_prefix(path))
-        self.dirs.invalidate(parent.path)
+        self.dirs.record(path, DirEntry(path.rpartition("/")[2], True))
+        self.dirs.record_empty(path)
         inode = self.inodes.entry(path, True)
         inode.lookups += 1
         return self._attributes(inode)

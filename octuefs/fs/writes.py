@@ -124,7 +124,6 @@ class WriteTracker:
             request = datafile.content_upload_request(sent_changes)
             try:
                 state.staged.write_record(request)
-                os.fsync(state.fd)
                 stat = request.send(state.staged.data_path)
             except (OctuefsError, OSError) as error:
                 kept = state.staged.data_path

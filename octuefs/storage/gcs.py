@@ -45,8 +45,9 @@ class StorageSettings:
     read_timeout: float = 60.0
     retry_deadline: float = 120.0
     pool_size: int = 32
-    # Resumable uploads hold one chunk in memory at a time; must be a multiple of 256 KiB.
-    upload_chunk_size: int = 8 * 1024 * 1024
+    # Resumable uploads hold one chunk in memory at a time; must be a multiple of 256 KiB. Each chunk
+    # is one request, so larger chunks upload faster (the client's own default is 100 MiB).
+    upload_chunk_size: int = 32 * 1024 * 1024
 
     @property
     def resolved_endpoint(self) -> str | None:
