@@ -352,7 +352,7 @@ class BucketOperations(pyfuse3.Operations):
         state = self.writes.by_ino.get(ino)
         if fields.update_size:
             if state is None:
-                state = await self._blocking(self.writes.begin, ino, datafile, attr.st_size == 0)
+                state = await self._blocking(self.writes.begin, ino, datafile, False, attr.st_size)
             await self._blocking(self.writes.truncate, state, attr.st_size)
         if state is not None and state.dirty:
             state.custom_changes.update(changes)

@@ -26,6 +26,9 @@ from octuefs.storage.gcs import GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
 
+# Filling a staged copy fetches this many chunks per ranged GET (as readahead does).
+FILL_SPAN_CHUNKS = 8
+
 
 @dataclass
 class OpenWrite:
@@ -64,8 +67,11 @@ class WriteTracker:
         self._begin_locks: dict[int, threading.Lock] = {}
         self._begin_locks_guard = threading.Lock()
 
-    def begin(self, ino: int, datafile: Datafile, truncate: bool) -> OpenWrite:
+    def begin(self, ino: int, datafile: Datafile, truncate: bool, keep: int | None = None) -> OpenWrite:
         """Stage the inode's content (once, however many opens), keeping it when `truncate` is False.
+
+        `keep` limits what is copied from the object to its first bytes (a truncate to that size
+        needs nothing beyond them).
 
         Opens of one inode run in parallel worker threads (several processes opening a file at
         once); the per-inode lock makes them share one staged copy, the later ones waiting while
@@ -83,7 +89,7 @@ class WriteTracker:
                     if stat is None:
                         state.mark_changed()
                     elif not truncate:
-                        self._fill(state, stat)
+                        self._fill(state, stat, stat.size if keep is None else min(keep, stat.size))
                 except BaseException:
                     self.discard(state)
                     raise
@@ -93,10 +99,16 @@ class WriteTracker:
                 state.mark_changed()
             return state
 
-    def _fill(self, state: OpenWrite, stat: ObjectStat) -> None:
+    def _fill(self, state: OpenWrite, stat: ObjectStat, size: int) -> None:
+        """Copy the object's first `size` bytes into the staged file through the chunk cache, fetching
+        what is missing in large ranges."""
         reader = ObjectReader(stat, self.cache, self.storage, self.chunk_size)
-        for index in range(reader.chunk_count):
-            os.pwrite(state.fd, reader.chunk(index), index * self.chunk_size)
+        indices = reader.chunk_range(0, size)
+        for first in range(indices.start, indices.stop, FILL_SPAN_CHUNKS):
+            reader.fetch_span(first, FILL_SPAN_CHUNKS)
+            for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
+                os.pwrite(state.fd, reader.chunk(index), index * self.chunk_size)
+        os.ftruncate(state.fd, size)
 
     @staticmethod
     def write(state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
@@ -124,6 +136,7 @@ class WriteTracker:
             request = datafile.content_upload_request(sent_changes)
             try:
                 state.staged.write_record(request)
+                started = time.monotonic()
                 stat = request.send(state.staged.data_path)
             except (OctuefsError, OSError) as error:
                 kept = state.staged.data_path
@@ -134,7 +147,13 @@ class WriteTracker:
             for key, value in sent_changes.items():
                 if state.custom_changes.get(key) == value:
                     del state.custom_changes[key]
-        logger.info("%s: uploaded %d bytes (generation %d)", request.location, stat.size, stat.generation)
+        logger.info(
+            "%s: uploaded %d bytes in %.2f s (generation %d)",
+            request.location,
+            stat.size,
+            time.monotonic() - started,
+            stat.generation,
+        )
         return stat
 
     def named(self) -> list[int]:
