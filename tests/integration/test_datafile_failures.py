@@ -24,6 +24,7 @@ from octuefs import (
     StorageError,
 )
 from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
+from octuefs.storage.gcs import StorageSettings
 from tests.integration.datafile_objects import (
     CSV,
     CSV_CONTENT_TYPE,
@@ -265,7 +266,17 @@ def test_local_datafile_without_cloud_path_cannot_upload_or_download(bucket, pro
 # Large files -----------------------------------------------------------------------------------
 
 
-def test_large_file_goes_up_as_a_resumable_upload_in_bounded_chunks(bucket, proxy, tmp_path):
+@pytest.fixture
+def eight_mib_upload_chunks():
+    """Chunks smaller than the default, so a 20 MiB file crosses several (configure rebuilds the client)."""
+    octuefs.configure(upload_chunk_size=8 * MiB)
+    try:
+        yield
+    finally:
+        octuefs.configure(upload_chunk_size=StorageSettings().upload_chunk_size)
+
+
+def test_large_file_goes_up_as_a_resumable_upload_in_bounded_chunks(bucket, proxy, tmp_path, eight_mib_upload_chunks):
     data = os.urandom(20 * MiB)
     local = tmp_path / "big.bin"
     local.write_bytes(data)
