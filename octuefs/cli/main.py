@@ -7,7 +7,7 @@ import logging
 import sys
 
 from octuefs import __version__
-from octuefs.cli import demo, info, meta, mount
+from octuefs.cli import demo, info, meta, mount, stats
 from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import configure
 
@@ -23,6 +23,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
     demo.add_parser(subparsers)
     mount.add_parsers(subparsers)
     meta.add_parsers(subparsers)
+    stats.add_parser(subparsers)
     return parser, frozenset(subparsers.choices)
 
 

@@ -68,6 +68,7 @@ def fuse_errors(method: Handler) -> Handler:
         except Exception as error:
             where = self.describe(args[0]) if args else "-"
             code = errno_for(error)
+            self.errors[errno.errorcode.get(code or errno.EIO, "EIO")] += 1
             if code is None:
                 logger.exception("%s %s: unexpected error, answering EIO", method.__name__, where)
                 code = errno.EIO

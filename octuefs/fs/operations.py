@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
 import stat as stat_module
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -59,6 +61,23 @@ class BucketOperations(pyfuse3.Operations):
         self._handle_numbers = itertools.count(1)
         self.mounted_at_ns = time.time_ns()
         self.nursery: trio.Nursery | None = None
+        self.errors: Counter[str] = Counter()
+
+    def statistics(self) -> dict[str, Any]:
+        """What `octuefs stats` shows: requests by kind, bytes moved, cache use, errors, pending uploads."""
+        return {
+            "source": self.config.source,
+            **self.storage.stats.snapshot(),
+            "cache": {
+                "hits": self.cache.hits,
+                "misses": self.cache.misses,
+                "size_bytes": self.cache.size_bytes,
+                "max_bytes": self.cache.max_bytes,
+            },
+            "errors": dict(self.errors),
+            "open_files": len(self.handles),
+            "pending_uploads": sum(1 for state in self.writes.by_ino.values() if state.dirty),
+        }
 
     # Helpers ---------------------------------------------------------------------------------
 
@@ -532,6 +551,8 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def getxattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        if name == xattrs.STATS and ino == pyfuse3.ROOT_INODE:
+            return json.dumps(self.statistics()).encode()
         # `ls -l` asks every file for security.selinux: answer names we never store at once.
         if not name.startswith(xattrs.PREFIX_BYTES):
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

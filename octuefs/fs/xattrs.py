@@ -32,6 +32,8 @@ TAG_PREFIX = PREFIX + "tag."
 LABELS = PREFIX + "labels"
 TIMESTAMP = PREFIX + "timestamp"
 READ_ONLY = frozenset({ID, HASH, CLOUD_PATH})
+# On the mount's root directory: the daemon's counters as JSON (what `octuefs stats` prints).
+STATS = b"user.octuefs.stats"
 
 
 def names(datafile: Datafile) -> list[str]:

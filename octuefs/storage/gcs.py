@@ -14,6 +14,8 @@ import logging
 import os
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -163,6 +165,37 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
         raise StorageError(f"{location}: could not {action}: {error}") from None
 
 
+class RequestStats:
+    """Requests sent and bytes moved by this process, for `octuefs stats` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.bytes_down = 0
+        self.bytes_up = 0
+
+    def record(self, kind: str, failed: bool) -> None:
+        with self._lock:
+            self.requests[kind] += 1
+            if failed:
+                self.failures[kind] += 1
+
+    def moved(self, down: int = 0, up: int = 0) -> None:
+        with self._lock:
+            self.bytes_down += down
+            self.bytes_up += up
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": dict(self.requests),
+                "failed_requests": dict(self.failures),
+                "bytes_down": self.bytes_down,
+                "bytes_up": self.bytes_up,
+            }
+
+
 class GCSStorage:
     """Requests to GCS; thread-safe, one per process (see `get_storage`)."""
 
@@ -171,6 +204,21 @@ class GCSStorage:
         self.client = self._build_client(settings)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._retry: Retry = DEFAULT_RETRY.with_timeout(settings.retry_deadline)
+        self.stats = RequestStats()
+
+    @contextlib.contextmanager
+    def _request(self, kind: str, location: CloudLocation | str, action: str) -> Iterator[None]:
+        """Every operation runs inside this: errors translated, counted, and logged with timing (debug)."""
+        started = time.monotonic()
+        failed = True
+        try:
+            with _translated_errors(location, action):
+                yield
+            failed = False
+        finally:
+            self.stats.record(kind, failed)
+            elapsed = (time.monotonic() - started) * 1000
+            logger.debug("%s %s: %s, %.1f ms%s", kind, location, action, elapsed, " (failed)" if failed else "")
 
     @staticmethod
     def _build_client(settings: StorageSettings) -> storage.Client:
@@ -210,7 +258,7 @@ class GCSStorage:
 
     def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
         """One bucket GET with a short retry deadline, so a mount fails fast when the server is down."""
-        with _translated_errors(f"gs://{bucket}", "look up the bucket"):
+        with self._request("bucket", f"gs://{bucket}", "look up the bucket"):
             found = self.client.lookup_bucket(
                 bucket, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=(min(deadline, 5.0), deadline)
             )
@@ -219,7 +267,7 @@ class GCSStorage:
     def stat(self, bucket: str, name: str) -> ObjectStat | None:
         """One GET of the object's resource; None when it does not exist."""
         location = CloudLocation(bucket, name)
-        with _translated_errors(location, "read its metadata"):
+        with self._request("stat", location, "read its metadata"):
             blob = self.client.bucket(bucket).get_blob(name, retry=self._retry, timeout=self._timeout)
         return ObjectStat.from_blob(blob) if blob is not None else None
 
@@ -246,7 +294,7 @@ class GCSStorage:
         prefixes: set[str] = set()
         url = f"{self.client._connection.API_BASE_URL}/storage/v1/b/{quote(bucket, safe='')}/o"
         parameters = {"projection": "noAcl", "prefix": prefix, "delimiter": delimiter, "maxResults": page_size or limit}
-        with _translated_errors(f"gs://{bucket}/{prefix}", "list objects"):
+        with self._request("list", f"gs://{bucket}/{prefix}", "list objects"):
             while True:
                 page = self._retry(self._get_json)(url, {key: value for key, value in parameters.items() if value})
                 objects.extend(ObjectStat.from_resource(bucket, item) for item in page.get("items", ()))
@@ -287,8 +335,10 @@ class GCSStorage:
                 )
             return data
 
-        with _translated_errors(stat.location, f"read bytes {start}-{end - 1}"):
-            return self._retry(attempt)()
+        with self._request("read", stat.location, f"read bytes {start}-{end - 1}"):
+            data = self._retry(attempt)()
+        self.stats.moved(down=len(data))
+        return data
 
     def download(self, stat: ObjectStat, destination: str | os.PathLike[str]) -> None:
         """Download exactly the generation in `stat`, verified against its crc32c, all or nothing.
@@ -303,7 +353,7 @@ class GCSStorage:
             with os.fdopen(handle, "wb") as file:
                 writer = _ChecksummingWriter(file)
                 blob = self._blob(stat.bucket, stat.name, stat.generation)
-                with _translated_errors(stat.location, "download it"):
+                with self._request("download", stat.location, "download it"):
                     blob.download_to_file(
                         writer, checksum=None, raw_download=True, retry=self._retry, timeout=self._timeout
                     )
@@ -313,6 +363,7 @@ class GCSStorage:
                     f"{stat.crc32c}; the download was discarded."
                 )
             os.replace(temporary, destination)
+            self.stats.moved(down=stat.size)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
@@ -334,7 +385,7 @@ class GCSStorage:
         """
         blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
         blob.metadata = dict(metadata)
-        with _translated_errors(CloudLocation(bucket, name), "upload it"):
+        with self._request("upload", CloudLocation(bucket, name), "upload it"):
             blob.upload_from_filename(
                 os.fspath(source),
                 content_type=content_type,
@@ -343,13 +394,14 @@ class GCSStorage:
                 retry=self._retry,
                 timeout=self._timeout,
             )
+        self.stats.moved(up=os.path.getsize(source))
         return ObjectStat.from_blob(blob)
 
     def patch_metadata(self, stat: ObjectStat, metadata: Mapping[str, str | None]) -> ObjectStat:
         """One metadata PATCH, applied only if nobody changed the object's metadata since `stat`."""
         blob = self._blob(stat.bucket, stat.name)
         blob.metadata = dict(metadata)
-        with _translated_errors(stat.location, "update its metadata"):
+        with self._request("patch", stat.location, "update its metadata"):
             blob.patch(
                 if_generation_match=stat.generation,
                 if_metageneration_match=stat.metageneration,
@@ -383,7 +435,7 @@ class GCSStorage:
         destination.metadata = dict(metadata)
         destination.content_type = content_type or source.content_type
         source_blob = self._blob(source.bucket, source.name, source.generation)
-        with _translated_errors(CloudLocation(bucket, name), f"copy {source.location} to it"):
+        with self._request("copy", CloudLocation(bucket, name), f"copy {source.location} to it"):
             token, _, _ = destination.rewrite(
                 source_blob, if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
             )
@@ -399,7 +451,7 @@ class GCSStorage:
 
     def delete(self, bucket: str, name: str, if_generation_match: int | None) -> None:
         """Delete the object, only at the generation we know when one is given."""
-        with _translated_errors(CloudLocation(bucket, name), "delete it"):
+        with self._request("delete", CloudLocation(bucket, name), "delete it"):
             self._blob(bucket, name).delete(
                 if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
             )
@@ -407,7 +459,7 @@ class GCSStorage:
     def create_placeholder(self, bucket: str, name: str) -> ObjectStat:
         """An empty `dir/` object, so an empty directory exists; only if the name is free."""
         blob = self._blob(bucket, name)
-        with _translated_errors(CloudLocation(bucket, name), "create it"):
+        with self._request("create", CloudLocation(bucket, name), "create it"):
             blob.upload_from_string(
                 b"",
                 content_type="application/x-directory",
