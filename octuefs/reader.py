@@ -101,7 +101,11 @@ class ObjectReader:
                     self.cache.put_in_memory(self.key, index, part)
                     owned[index].set_result(part)
                 for index, part in parts.items():
-                    self.cache.persist(self.key, index, part)
+                    try:
+                        self.cache.persist(self.key, index, part)
+                    except OSError as error:
+                        # A full or failing cache disk must not fail reads: the bytes are in memory.
+                        logger.warning("%s: could not cache chunk %d on disk: %s", self.stat.location, index, error)
         except BaseException as error:
             for future in owned.values():
                 if not future.done():

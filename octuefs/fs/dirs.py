@@ -58,6 +58,9 @@ class DirectoryCache:
         self.root_prefix = f"{prefix}/" if prefix else ""
         self.ttl = ttl
         self._listings: dict[str, Listing] = {}
+        # Bumped by every local change to a directory: a listing that was in flight meanwhile is
+        # older than that change and must not be cached over it.
+        self._versions: dict[str, int] = {}
 
     def object_name(self, path: str) -> str:
         return self.root_prefix + path
@@ -70,12 +73,14 @@ class DirectoryCache:
         return listing if listing is not None and listing.is_fresh(self.ttl) else None
 
     def invalidate(self, path: str) -> None:
+        self._versions[path] = self._versions.get(path, 0) + 1
         self._listings.pop(path, None)
 
     def record(self, path: str, entry: DirEntry | None) -> None:
         """Bring the parent's cached listing up to date with a change this mount made (None: the name
         is gone), so that the next lookup in it costs no request; without a listing there is nothing to do."""
         parent, _, name = path.rpartition("/")
+        self._versions[parent] = self._versions.get(parent, 0) + 1
         listing = self._listings.get(parent)
         if listing is None:
             return
@@ -95,6 +100,7 @@ class DirectoryCache:
         """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
         prefix = self.dir_prefix(path)
         started = time.monotonic()
+        version = self._versions.get(path, 0)
         result = self.storage.list(self.bucket, prefix, delimiter="/")
         entries: dict[str, DirEntry] = {}
         for stat in result.objects:
@@ -110,7 +116,8 @@ class DirectoryCache:
                 continue
             entries[name] = DirEntry(name, True, seen_at=started)
         listing = Listing(entries, time.monotonic())
-        self._listings[path] = listing
+        if self._versions.get(path, 0) == version:
+            self._listings[path] = listing
         return listing
 
     def probe(self, path: str) -> DirEntry | None:

@@ -146,6 +146,10 @@ class BucketOperations(pyfuse3.Operations):
         then write over the change just made.
         """
         inode = self.inodes.entry(path, entry.is_dir)
+        if inode.ino in self.writes.by_ino:
+            # Its upload must stay guarded by the generation its bytes came from: adopting a newer
+            # listed generation would let our upload overwrite another writer's object.
+            return inode
         if entry.stat is not None and (not inode.known or entry.seen_at >= inode.refreshed_at):
             inode.refresh_stat(entry.stat, entry.seen_at)
         return inode
@@ -310,7 +314,11 @@ class BucketOperations(pyfuse3.Operations):
         assert handle.reader is not None
         data = handle.reader.read_from_memory(offset, size)
         if data is None:
-            data = await self._blocking(handle.reader.read, offset, size)
+            try:
+                data = await self._blocking(handle.reader.read, offset, size)
+            except CloudObjectNotFound:
+                # The generation this file was opened at was replaced or deleted meanwhile.
+                raise pyfuse3.FUSEError(errno.ESTALE) from None
         if self.nursery is not None:
             for span in handle.plan_readahead(offset, size):
                 self.nursery.start_soon(prefetch, handle, span, self.limiter)
@@ -326,7 +334,10 @@ class BucketOperations(pyfuse3.Operations):
         state = self.writes.by_ino.get(inode.ino)
         if state is not None and inode.datafile is not None:
             stat = await self._blocking(self.writes.upload, inode.datafile, state)
-            if stat is not None:
+            if stat is not None and state.unlinked:
+                # Removed while its upload was in flight: the rm must stick.
+                await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+            elif stat is not None:
                 inode.refresh(inode.datafile)
                 name = inode.path.rpartition("/")[2]
                 self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
@@ -381,7 +392,8 @@ class BucketOperations(pyfuse3.Operations):
             inode.refresh(datafile)
         if state is not None and state.handles <= 0:
             await self._upload(inode)
-            self.writes.finish(ino)
+            if state.handles <= 0 and (not state.dirty or state.unlinked):
+                self.writes.finish(ino)
         return self._attributes(inode)
 
     async def _child(self, parent: Inode, name: bytes) -> tuple[str, Inode | None]:

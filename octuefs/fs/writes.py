@@ -119,7 +119,10 @@ class WriteTracker:
 
     @staticmethod
     def read(state: OpenWrite, offset: int, size: int) -> bytes:
-        return os.pread(state.fd, size, offset)
+        """Through a descriptor of its own: the writer's may be closed (and its number reused) by a
+        release while this runs in a worker thread."""
+        with open(state.staged.data_path, "rb") as file:
+            return os.pread(file.fileno(), size, offset)
 
     @staticmethod
     def truncate(state: OpenWrite, size: int) -> None:
@@ -167,6 +170,8 @@ class WriteTracker:
         state = self.by_ino.get(ino)
         if state is not None:
             state.unlinked = True
+            # Without its record, a crash before the last release cannot bring the file back.
+            state.staged.record_path.unlink(missing_ok=True)
             if state.handles <= 0:
                 self.finish(ino)
 
