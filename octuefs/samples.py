@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from octuefs.datafile import Datafile
+from octuefs.dataset import Dataset
 from octuefs.storage.gcs import get_storage
 
 CSV_SAMPLES = {
@@ -60,3 +61,14 @@ def _seed_hdf5(bucket: str, root: Path) -> list[str]:
         speeds = 8 + np.sin(np.linspace(0, 20, 4096 * 16)).reshape(4096, 16)
         file.create_dataset("wind_speed", data=speeds, chunks=(256, 16))
     return [datafile.upload(f"gs://{bucket}/arrays/measurements.hdf5")]
+
+
+def seed_bucket_from(bucket: str, directory: Path) -> list[str]:
+    """Create the bucket and upload every file under `directory`, with the Octue metadata its `.octue`
+    files hold, keeping the relative paths; returns the gs:// paths."""
+    get_storage().client.create_bucket(bucket)
+    root = directory.absolute()
+    return [
+        datafile.upload(f"gs://{bucket}/{Path(datafile.path).relative_to(root).as_posix()}")
+        for datafile in Dataset(root, recursive=True)
+    ]

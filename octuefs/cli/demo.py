@@ -19,7 +19,7 @@ from pathlib import Path
 from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
-from octuefs.samples import seed_bucket
+from octuefs.samples import seed_bucket, seed_bucket_from
 from octuefs.storage.gcs import configure
 
 DEMO_BUCKET = "octuefs-demo"
@@ -29,6 +29,7 @@ DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run a local GCS server with sample datafiles, mounted")
     parser.add_argument("--mountpoint", type=Path, default=DEFAULT_MOUNTPOINT, help="where to mount the demo bucket")
+    parser.add_argument("--data", type=Path, help="seed the demo bucket from this folder instead of the samples")
     parser.add_argument("--no-mount", action="store_true", help="only start the server and list the samples")
     parser.add_argument("--no-wait", action="store_true", help="stop everything after showing the samples")
     parser.set_defaults(handler=run)
@@ -90,7 +91,12 @@ def run(arguments: argparse.Namespace) -> int:
     mounted = False
     try:
         configure(endpoint=server.url)
-        seed_bucket(DEMO_BUCKET)
+        if arguments.data is not None:
+            if not arguments.data.is_dir():
+                raise FileNotFoundError(f"{arguments.data}: no such folder to seed the demo bucket from.")
+            seed_bucket_from(DEMO_BUCKET, arguments.data)
+        else:
+            seed_bucket(DEMO_BUCKET)
         print(f"octuefs demo: a GCS-compatible server is running at {server.url} with bucket gs://{DEMO_BUCKET}\n")
         print(render_table(Dataset(f"gs://{DEMO_BUCKET}", recursive=True)))
         mounted = not arguments.no_mount and _mount(server, mountpoint)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from octuefs import Datafile
 from tests.conftest import unavailable
 
 
@@ -42,3 +43,34 @@ def test_demo_mounts_samples_with_metadata_and_stops(gcs_server, tmp_path) -> No
     port = int(server_url.rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+@pytest.mark.timeout(120)
+def test_demo_seeds_from_a_folder_with_its_octue_metadata(gcs_server, tmp_path) -> None:
+    data = tmp_path / "data"
+    (data / "runs").mkdir(parents=True)
+    (data / "runs" / "a.csv").write_text("x\n1\n")
+    (data / "notes.txt").write_text("hello\n")
+    Datafile(data / "runs" / "a.csv", tags={"run": 7}, labels={"Field"}).update_metadata()
+    environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    result = subprocess.run(
+        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--no-mount", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("runs/", "notes"))}
+    assert sorted(rows) == ["notes.txt", "runs/a.csv"]
+    assert "field" in rows["runs/a.csv"] and "run=7" in rows["runs/a.csv"]
+    assert not any(".octue" in line for line in result.stdout.splitlines() if line.startswith("runs/"))
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--data", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+    assert missing.returncode == 1 and "nowhere" in missing.stderr
