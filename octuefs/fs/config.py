@@ -64,6 +64,7 @@ class MountConfig:
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
     retry_deadline: float = 120.0
+    metrics_port: int | None = None
 
     @property
     def source(self) -> str:

@@ -15,6 +15,7 @@ import trio
 
 from octuefs.cache import ChunkCache
 from octuefs.fs.config import MountConfig
+from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
 from octuefs.fs.writes import WriteTracker
 from octuefs.staging import StagingArea, recover
@@ -109,14 +110,19 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     record = pid_file(config.mountpoint)
     record.parent.mkdir(parents=True, exist_ok=True)
     pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))
+    metrics = None
     try:
         record.write_text(f"{os.getpid()}\n")
         logger.info("mounted %s at %s (cache %s)", config.source, config.mountpoint, config.resolved_cache_dir)
+        if config.metrics_port:
+            metrics = serve_metrics(config.metrics_port, operations.statistics)
         notify_ready()
         notify_systemd(f"READY=1\nSTATUS=serving {config.source}\nMAINPID={os.getpid()}")
         trio.run(_serve, operations)
         notify_systemd("STOPPING=1")
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         pyfuse3.close(unmount=True)
         record.unlink(missing_ok=True)
         logger.info("unmounted %s", config.mountpoint)

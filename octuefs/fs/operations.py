@@ -76,7 +76,7 @@ class BucketOperations(pyfuse3.Operations):
             },
             "errors": dict(self.errors),
             "open_files": len(self.handles),
-            "pending_uploads": sum(1 for state in self.writes.by_ino.values() if state.dirty),
+            "pending_uploads": sum(1 for state in list(self.writes.by_ino.values()) if state.dirty),
         }
 
     # Helpers ---------------------------------------------------------------------------------

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import urllib.request
 
 import pytest
 
+from octuefs.local_server import free_port
 from tests.mount.conftest import run
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,3 +54,27 @@ def test_stats_of_a_directory_that_is_not_a_mount_fails_clearly(tmp_path):
     result = run(*CLI, "stats", tmp_path)
     assert result.returncode == 1
     assert b"not an octuefs mount" in result.stderr and str(tmp_path).encode() in result.stderr
+
+
+def test_prometheus_endpoint_serves_the_same_counters(mount, bucket):
+    bucket.blob("a.txt").upload_from_string(b"abc")
+    port = free_port()
+    mounted = mount("", "--metrics-port", str(port))
+    assert mounted.sh("cat", mounted / "a.txt").stdout == b"abc"
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert line.startswith(("# HELP octuefs_", "# TYPE octuefs_"))
+            continue
+        name, value = line.rsplit(" ", 1)
+        assert re.fullmatch(r'octuefs_[a-z_]+(\{[a-z]+="[A-Za-z0-9_]+"\})?', name), line
+        samples[name] = float(value)
+    assert samples['octuefs_requests_total{kind="read"}'] >= 1
+    assert samples["octuefs_bytes_down_total"] >= 3
+    assert samples["octuefs_pending_uploads"] == 0
+    assert "octuefs_cache_size_bytes" in samples
