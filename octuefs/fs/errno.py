@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -61,9 +62,11 @@ def fuse_errors(method: Handler) -> Handler:
 
     @functools.wraps(method)
     async def guarded(self: Any, *args: Any) -> Any:
+        started = time.monotonic()
         try:
-            return await method(self, *args)
-        except pyfuse3.FUSEError:
+            result = await method(self, *args)
+        except pyfuse3.FUSEError as error:
+            _log_operation(self, method.__name__, args, started, errno.errorcode.get(error.errno, str(error.errno)))
             raise
         except Exception as error:
             where = self.describe(args[0]) if args else "-"
@@ -80,6 +83,16 @@ def fuse_errors(method: Handler) -> Handler:
                     where,
                     error,
                 )
+            _log_operation(self, method.__name__, args, started, errno.errorcode.get(code, str(code)))
             raise pyfuse3.FUSEError(code) from None
+        _log_operation(self, method.__name__, args, started, "ok")
+        return result
 
     return guarded  # type: ignore[return-value]
+
+
+def _log_operation(operations: Any, name: str, args: tuple[Any, ...], started: float, outcome: str) -> None:
+    """With --debug, one line per FUSE operation: what, on which object, the outcome and how long."""
+    if logger.isEnabledFor(logging.DEBUG):
+        where = operations.describe(args[0]) if args else "-"
+        logger.debug("fuse %s %s: %s, %.2f ms", name, where, outcome, (time.monotonic() - started) * 1000)

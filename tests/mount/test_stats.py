@@ -78,3 +78,16 @@ def test_prometheus_endpoint_serves_the_same_counters(mount, bucket):
     assert samples["octuefs_bytes_down_total"] >= 3
     assert samples["octuefs_pending_uploads"] == 0
     assert "octuefs_cache_size_bytes" in samples
+
+
+def test_debug_logs_every_fuse_operation_and_storage_request_with_timing(mount, bucket):
+    bucket.blob("data/a.txt").upload_from_string(b"abc")
+    mounted = mount("", "--debug")
+    assert mounted.sh("cat", mounted / "data/a.txt").stdout == b"abc"
+    assert run("cat", mounted / "data/missing.txt").returncode != 0
+
+    log = mounted.log
+    assert re.search(rf"fuse read gs://{bucket.name}/data/a.txt: ok, [0-9.]+ ms", log)
+    assert re.search(r"fuse lookup .*: ok, [0-9.]+ ms", log)
+    assert re.search(rf"read gs://{bucket.name}/data/a.txt: read bytes 0-2, [0-9.]+ ms", log)
+    assert "Authorization" not in log and "Bearer" not in log
