@@ -46,9 +46,6 @@ class ObjectReader:
             return range(0)
         return range(offset // self.chunk_size, (end - 1) // self.chunk_size + 1)
 
-    def is_cached(self, index: int) -> bool:
-        return self.cache.contains(self.key, index)
-
     def chunk(self, index: int) -> bytes:
         """The bytes of one chunk, from the cache or fetched once however many threads ask."""
         data = self.cache.get(self.key, index)

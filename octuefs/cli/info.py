@@ -36,9 +36,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def existing_datafile(path: str) -> Datafile:
+    """The datafile at `path`, which must exist locally or in the cloud (one metadata request for gs://)."""
+    datafile = Datafile(path)
+    if datafile.size_bytes is None:
+        raise FileNotFoundError(f"{path}: no such file or object.")
+    return datafile
+
+
 def run(arguments: argparse.Namespace) -> int:
-    description = describe(Datafile(arguments.path))
-    if description["size"] is None:
-        raise FileNotFoundError(f"{arguments.path}: no such file or object.")
+    description = describe(existing_datafile(arguments.path))
     print(json.dumps(description, indent=2) if arguments.json else render_text(description))
     return 0

@@ -13,9 +13,8 @@ import json
 import os
 from typing import Any
 
-from octuefs.cli.info import describe, render_text
+from octuefs.cli.info import describe, existing_datafile, render_text
 from octuefs.cli.table import render_table
-from octuefs.datafile import Datafile
 from octuefs.dataset import Dataset
 from octuefs.errors import InvalidInputException
 from octuefs.fs import xattrs
@@ -140,15 +139,8 @@ def run_get(arguments: argparse.Namespace) -> int:
     if cloud_path is not None:
         _print(_mounted_description(arguments.path, cloud_path), arguments.json)
     else:
-        _print(describe(_existing_datafile(arguments.path)), arguments.json)
+        _print(describe(existing_datafile(arguments.path)), arguments.json)
     return 0
-
-
-def _existing_datafile(path: str) -> Datafile:
-    datafile = Datafile(path)
-    if datafile.size_bytes is None:
-        raise FileNotFoundError(f"{path}: no such file or object.")
-    return datafile
 
 
 def run_set(arguments: argparse.Namespace) -> int:
@@ -158,7 +150,7 @@ def run_set(arguments: argparse.Namespace) -> int:
         _write_mounted(arguments.path, before, changed(before, arguments))
         _print(_mounted_description(arguments.path, cloud_path), False)
         return 0
-    datafile = _existing_datafile(arguments.path)
+    datafile = existing_datafile(arguments.path)
     datafile.save_metadata(changed(datafile.octue_metadata, arguments))
     _print(describe(datafile), False)
     return 0

@@ -229,10 +229,9 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         listing: Listing = self.dirs.fresh(inode.path) or await self._blocking(self.dirs.fetch, inode.path)
         entries = dict(listing.entries)
-        for ino in self.writes.named():
-            pending = self.inodes.find_by_number(ino)
-            if pending is not None and pending.path.rpartition("/")[0] == inode.path:
-                name = pending.path.rpartition("/")[2]
+        for path in self._pending_paths():
+            parent, _, name = path.rpartition("/")
+            if parent == inode.path:
                 entries.setdefault(name, DirEntry(name, False))
         handle = next(self._handle_numbers)
         self.dir_handles[handle] = DirHandle(inode.path, [entries[name] for name in sorted(entries)])
@@ -454,11 +453,12 @@ class BucketOperations(pyfuse3.Operations):
         self.dirs.invalidate(parent.path)
         self.dirs.invalidate(path)
 
+    def _pending_paths(self) -> list[str]:
+        """Files being written here that still have a name: no server listing shows them before upload."""
+        return [inode.path for ino in self.writes.named() if (inode := self.inodes.find_by_number(ino)) is not None]
+
     def _pending_under(self, path: str) -> bool:
-        return any(
-            (pending := self.inodes.find_by_number(ino)) is not None and pending.path.startswith(path + "/")
-            for ino in self.writes.named()
-        )
+        return any(pending.startswith(path + "/") for pending in self._pending_paths())
 
     @fuse_errors
     async def rename(
