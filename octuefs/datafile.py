@@ -61,12 +61,16 @@ class UploadRequest:
     metadata: dict[str, str]
     content_type: str
     if_generation_match: int
+    # The first bytes of `source` that are a hole standing for the object's own content (at generation
+    # `if_generation_match`): only what follows them is sent, and joined on in the cloud.
+    base_size: int = 0
 
     def send(self, source: Path) -> ObjectStat:
-        location = self.location
-        return get_storage().upload(
-            location.bucket, location.name, source, self.content_type, self.metadata, self.if_generation_match
-        )
+        storage, bucket, name = get_storage(), self.location.bucket, self.location.name
+        content_type, metadata, generation = self.content_type, self.metadata, self.if_generation_match
+        if self.base_size:
+            return storage.append(bucket, name, source, self.base_size, content_type, metadata, generation)
+        return storage.upload(bucket, name, source, content_type, metadata, generation)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "location": self.location.path}

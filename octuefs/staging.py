@@ -109,7 +109,12 @@ def _recover_one(area: StagingArea, staged: StagedFile, storage: GCSStorage, los
     shutil.move(staged.data_path, kept)
     with contextlib.suppress(FileNotFoundError):
         shutil.move(staged.record_path, kept.with_name(kept.name + ".json"))
+    hole = (
+        f" (its first {request.base_size} bytes are zeros standing for generation {request.if_generation_match})"
+        if request.base_size
+        else ""
+    )
     return (
         f"{location} changed since these bytes were staged (generation {request.if_generation_match} → "
-        f"{current_generation}); not uploaded, kept at {kept}"
+        f"{current_generation}); not uploaded, kept at {kept}{hole}"
     )

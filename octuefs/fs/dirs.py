@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from octuefs.storage.gcs import GCSStorage, ObjectStat
+from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class Listing:
 
 
 def representable(name: str, full_name: str) -> bool:
+    if full_name.startswith(TEMPORARY_PREFIX):
+        return False  # bytes waiting to be joined onto an object (see GCSStorage.append), not a file
     if name in ("", ".", "..") or any(character in name for character in "\0\r\n"):
         logger.info("hiding %r: its name cannot be a local file name", full_name)
         return False

@@ -2,23 +2,28 @@
 
 GCS objects cannot be changed in place, so a file being written lives in the staging area
 (see `octuefs.staging`): empty for a new file or `O_TRUNC`, otherwise filled from the object
-through the chunk reader (cached chunks are reused, missing ones fetched by range). Reads of the
-file from this mount see the staged bytes. An upload carries the complete metadata, the content
-type and `ifGenerationMatch` of the generation the bytes came from (0 for a new file), so another
-writer's newer object is never overwritten; a failed upload leaves the staged bytes in place for
-the next flush or fsync, and for recovery at the next mount.
+through the chunk reader (cached chunks are reused, missing ones fetched by range). A large
+object is not copied in at open: its bytes stay a hole in the staged file until a write or
+truncate reaches into them, so appending to it sends only the new bytes, joined on in the cloud
+(see `GCSStorage.append`). Reads of the file from this mount see the staged bytes.
+
+An upload carries the complete metadata, the content type and `ifGenerationMatch` of the
+generation the bytes came from (0 for a new file), so another writer's newer object is never
+overwritten; a failed upload leaves the staged bytes in place for the next flush or fsync, and
+for recovery at the next mount.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from octuefs.cache import ChunkCache
-from octuefs.datafile import Datafile
+from octuefs.datafile import Datafile, UploadRequest
 from octuefs.errors import OctuefsError
 from octuefs.reader import ObjectReader
 from octuefs.staging import StagedFile, StagingArea
@@ -28,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 # Filling a staged copy fetches this many chunks per ranged GET (as readahead does).
 FILL_SPAN_CHUNKS = 8
+# Below this, copying the object in (one ranged GET, often cached) is cheaper than the three extra
+# requests of joining appended bytes on in the cloud.
+JOIN_MIN_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -43,16 +51,27 @@ class OpenWrite:
     # one after the other, or the second carries the generation the first just replaced and fails.
     upload_lock: threading.Lock = field(default_factory=threading.Lock)
     changes: int = 0
+    # While not None, the staged file's first `base.size` bytes are a hole standing for this object's
+    # content: copied in only when a write or truncate reaches into them.
+    base: ObjectStat | None = None
+    # Held around each write, truncate and change of the hole: an upload that finishes in between
+    # must see either none or all of a write, or it could mark bytes as uploaded that were not.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The lowest offset written or truncated since the last upload began: an upload whose object covers
+    # no byte changed meanwhile can stand for the staged file's head from then on.
+    changed_from: int = sys.maxsize
 
     @property
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def mark_changed(self) -> None:
+    def mark_changed(self, offset: int = 0) -> None:
         """Counted, not only flagged: an upload compares the count before and after sending, so bytes
         written by another handle while it was sending stay dirty for the next flush."""
         self.dirty = True
         self.changes += 1
+        self.changed_from = min(self.changed_from, offset)
+        self.modified_ns = time.time_ns()
 
 
 class WriteTracker:
@@ -88,6 +107,8 @@ class WriteTracker:
                 try:
                     if stat is None:
                         state.mark_changed()
+                    elif not truncate and keep is None and stat.size >= JOIN_MIN_BYTES:
+                        self._leave_hole(state, stat)
                     elif not truncate:
                         self._fill(state, stat, stat.size if keep is None else min(keep, stat.size))
                 except BaseException:
@@ -95,48 +116,77 @@ class WriteTracker:
                     raise
                 self.by_ino[ino] = state
             if truncate:
-                os.ftruncate(state.fd, 0)
-                state.mark_changed()
+                self.truncate(state, 0)
             return state
+
+    @staticmethod
+    def _leave_hole(state: OpenWrite, stat: ObjectStat) -> None:
+        """Stand the object's bytes in as a hole, recorded before anything is written, so recovery after
+        a crash joins the staged tail onto the object instead of uploading the hole as zeros."""
+        os.ftruncate(state.fd, stat.size)
+        state.staged.write_record(
+            replace(state.staged.read_record(), base_size=stat.size, if_generation_match=stat.generation)
+        )
+        state.base = stat
+
+    def _copy_in_base(self, state: OpenWrite, source: ObjectStat | None = None, limit: int | None = None) -> None:
+        """Fill the hole (its first `limit` bytes, if given) from `source`, or from the object it stands
+        for; the caller holds `state.lock`."""
+        base = state.base
+        if base is None:
+            return
+        self._fill(state, source or base, base.size if limit is None else min(limit, base.size))
+        state.staged.write_record(replace(state.staged.read_record(), base_size=0))
+        state.base = None
 
     def _fill(self, state: OpenWrite, stat: ObjectStat, size: int) -> None:
         """Copy the object's first `size` bytes into the staged file through the chunk cache, fetching
-        what is missing in large ranges."""
+        what is missing in large ranges; bytes after them are left as they are."""
         reader = ObjectReader(stat, self.cache, self.storage, self.chunk_size)
         indices = reader.chunk_range(0, size)
         for first in range(indices.start, indices.stop, FILL_SPAN_CHUNKS):
             reader.fetch_span(first, FILL_SPAN_CHUNKS)
             for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
-                os.pwrite(state.fd, reader.chunk(index), index * self.chunk_size)
-        os.ftruncate(state.fd, size)
+                start = index * self.chunk_size
+                os.pwrite(state.fd, reader.chunk(index)[: size - start], start)
 
-    @staticmethod
-    def write(state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
-        written = os.pwrite(state.fd, data, state.size if append else offset)
-        state.mark_changed()
-        state.modified_ns = time.time_ns()
+    def write(self, state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
+        with state.lock:
+            position = state.size if append else offset
+            if state.base is not None and position < state.base.size:
+                self._copy_in_base(state)
+            written = os.pwrite(state.fd, data, position)
+            state.mark_changed(position)
         return written
 
-    @staticmethod
-    def read(state: OpenWrite, offset: int, size: int) -> bytes:
+    def read(self, state: OpenWrite, offset: int, size: int) -> bytes:
         """Through a descriptor of its own: the writer's may be closed (and its number reused) by a
-        release while this runs in a worker thread."""
+        release while this runs in a worker thread. Bytes still in the hole come from the object."""
+        head = b""
+        base = state.base
+        if base is not None and offset < base.size:
+            reader = ObjectReader(base, self.cache, self.storage, self.chunk_size)
+            head = reader.read(offset, min(size, base.size - offset))
+            offset, size = offset + len(head), size - len(head)
         with open(state.staged.data_path, "rb") as file:
-            return os.pread(file.fileno(), size, offset)
+            return head + os.pread(file.fileno(), size, offset)
 
-    @staticmethod
-    def truncate(state: OpenWrite, size: int) -> None:
-        os.ftruncate(state.fd, size)
-        state.mark_changed()
-        state.modified_ns = time.time_ns()
+    def truncate(self, state: OpenWrite, size: int) -> None:
+        with state.lock:
+            if state.base is not None and size < state.base.size:
+                self._copy_in_base(state, limit=size)
+            os.ftruncate(state.fd, size)
+            state.mark_changed(size)
 
     def upload(self, datafile: Datafile, state: OpenWrite) -> ObjectStat | None:
         """Send the staged bytes if they changed; on failure say where they are kept, and keep them."""
         with state.upload_lock:
             if not state.dirty or state.unlinked:
                 return None
-            sent_changes, sent_count = dict(state.custom_changes), state.changes
-            request = datafile.content_upload_request(sent_changes)
+            with state.lock:
+                sent_changes, sent_count, base = dict(state.custom_changes), state.changes, state.base
+                state.changed_from = sys.maxsize
+            request = self._next_request(datafile, state, sent_changes)
             try:
                 state.staged.write_record(request)
                 started = time.monotonic()
@@ -146,10 +196,14 @@ class WriteTracker:
                 logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
                 raise
             datafile.adopt_uploaded(stat)
-            state.dirty = state.changes != sent_count
+            with state.lock:
+                state.dirty = state.changes != sent_count
+                if base is not None:
+                    self._rebase(state, stat)
             for key, value in sent_changes.items():
                 if state.custom_changes.get(key) == value:
                     del state.custom_changes[key]
+            state.staged.write_record(self._next_request(datafile, state, state.custom_changes))
         logger.info(
             "%s: uploaded %d bytes in %.2f s (generation %d)",
             request.location,
@@ -158,6 +212,24 @@ class WriteTracker:
             stat.generation,
         )
         return stat
+
+    @staticmethod
+    def _next_request(datafile: Datafile, state: OpenWrite, custom_changes: dict[str, str]) -> UploadRequest:
+        """The upload the staged file waits for, as recovery after a crash would send it."""
+        request = datafile.content_upload_request(custom_changes)
+        base = state.base
+        if base is None:
+            return request
+        return replace(request, base_size=base.size, if_generation_match=base.generation)
+
+    def _rebase(self, state: OpenWrite, uploaded: ObjectStat) -> None:
+        """After joining bytes on: the new object stands for the whole staged file when nothing in it
+        changed during the upload; otherwise only the hole is filled from it (the same bytes), and the
+        next upload sends the file whole. The caller holds `state.lock`."""
+        if state.changed_from >= uploaded.size:
+            state.base = uploaded
+        else:
+            self._copy_in_base(state, source=uploaded)
 
     def named(self) -> list[int]:
         """Inodes being written that still have a name: an unlinked file kept open by its handles is

@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,13 +31,15 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from octuefs.errors import ChecksumMismatch, CloudObjectNotFound, PreconditionConflict, StorageError
+from octuefs.errors import ChecksumMismatch, CloudObjectNotFound, OctuefsError, PreconditionConflict, StorageError
 from octuefs.storage.paths import CloudLocation
 
 logger = logging.getLogger(__name__)
 
 EMPTY_CRC32C = "AAAAAA=="
 DEFAULT_PROJECT = "octuefs"
+# Where appended bytes wait for the compose that joins them on (as gcsfuse keeps `.gcsfuse_tmp/`).
+TEMPORARY_PREFIX = ".octuefs_tmp/"
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,8 @@ class GCSStorage:
         return Listing(objects, sorted(prefixes))
 
     def read_range(self, stat: ObjectStat, start: int, end: int) -> bytes:
-        """Bytes [start, end) of exactly the generation in `stat`; a short body is an error, never data.
+        """Bytes [start, end) of exactly the generation in `stat`; a short body is an error, never data,
+        and so is a whole object whose bytes do not match its crc32c (most files are read whole).
 
         This is the hot path of every mounted read, so it reads the response body in one call on the
         client's own authorised session: the library's download loop copies 8 KiB at a time and
@@ -332,6 +336,11 @@ class GCSStorage:
                 # A body cut short is a transport failure: retried, and never served as data.
                 raise requests.exceptions.ChunkedEncodingError(
                     f"asked for {end - start} bytes at {start}, got {len(data)}"
+                )
+            if end - start == stat.size and stat.crc32c and crc32c_of_bytes(data) != stat.crc32c:
+                # Damaged in transit (a ranged part cannot be checked alone): retried, never served.
+                raise requests.exceptions.ChunkedEncodingError(
+                    f"the object's bytes have crc32c {crc32c_of_bytes(data)}, the object says {stat.crc32c}"
                 )
             return data
 
@@ -377,25 +386,65 @@ class GCSStorage:
         content_type: str,
         metadata: Mapping[str, str],
         if_generation_match: int,
+        offset: int = 0,
     ) -> ObjectStat:
-        """Content, content type and custom metadata in one upload, only over the generation we expect.
+        """Content (`source` from `offset` on), content type and custom metadata in one upload, only over
+        the generation we expect.
 
         `if_generation_match=0` means "only if it does not exist yet". Files over one chunk go up
         as a resumable upload, so memory stays at one chunk whatever the file size.
         """
         blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
         blob.metadata = dict(metadata)
-        with self._request("upload", CloudLocation(bucket, name), "upload it"):
-            blob.upload_from_filename(
-                os.fspath(source),
+        size = os.path.getsize(source) - offset
+        with open(source, "rb") as file, self._request("upload", CloudLocation(bucket, name), "upload it"):
+            file.seek(offset)
+            blob.upload_from_file(
+                file,
+                size=size,
                 content_type=content_type,
                 if_generation_match=if_generation_match,
                 checksum="crc32c",
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        self.stats.moved(up=os.path.getsize(source))
+        self.stats.moved(up=size)
         return ObjectStat.from_blob(blob)
+
+    def append(
+        self,
+        bucket: str,
+        name: str,
+        source: str | os.PathLike[str],
+        base_size: int,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_generation_match: int,
+    ) -> ObjectStat:
+        """Replace the object by its `if_generation_match` generation followed by `source`'s bytes after
+        `base_size`, with new metadata: the object's own bytes never travel.
+
+        The new bytes go up as a temporary object that one compose joins on, guarded by the
+        generation (another writer's newer object is never replaced); the temporary object is
+        deleted whatever happens.
+        """
+        part_name = f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        part = self.upload(bucket, part_name, source, "application/octet-stream", {}, 0, offset=base_size)
+        destination = self._blob(bucket, name)
+        destination.metadata = dict(metadata)
+        destination.content_type = content_type
+        sources = [self._blob(bucket, name, if_generation_match), self._blob(bucket, part_name, part.generation)]
+        try:
+            with self._request("compose", CloudLocation(bucket, name), f"append {part.size} bytes to it"):
+                destination.compose(
+                    sources, if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
+                )
+        finally:
+            try:
+                self.delete(bucket, part_name, part.generation)
+            except OctuefsError as error:
+                logger.warning("gs://%s/%s: temporary part left behind: %s", bucket, part_name, error)
+        return ObjectStat.from_blob(destination)
 
     def patch_metadata(self, stat: ObjectStat, metadata: Mapping[str, str | None]) -> ObjectStat:
         """One metadata PATCH, applied only if nobody changed the object's metadata since `stat`."""
