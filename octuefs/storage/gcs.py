@@ -29,7 +29,7 @@ import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
 from octuefs.errors import ChecksumMismatch, CloudObjectNotFound, OctuefsError, PreconditionConflict, StorageError
 from octuefs.storage.paths import CloudLocation
@@ -120,9 +120,10 @@ def crc32c_of_bytes(data: bytes) -> str:
     return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
-def crc32c_of_file(path: str | os.PathLike[str], block_size: int = 1024 * 1024) -> str:
+def crc32c_of_file(path: str | os.PathLike[str], block_size: int = 1024 * 1024, offset: int = 0) -> str:
     checksum = google_crc32c.Checksum()
     with open(path, "rb") as file:
+        file.seek(offset)
         while block := file.read(block_size):
             checksum.update(block)
     return base64.b64encode(checksum.digest()).decode()
@@ -397,19 +398,51 @@ class GCSStorage:
         blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
         blob.metadata = dict(metadata)
         size = os.path.getsize(source) - offset
-        with open(source, "rb") as file, self._request("upload", CloudLocation(bucket, name), "upload it"):
-            file.seek(offset)
-            blob.upload_from_file(
-                file,
-                size=size,
-                content_type=content_type,
-                if_generation_match=if_generation_match,
-                checksum="crc32c",
-                retry=self._retry,
-                timeout=self._timeout,
-            )
+        transient_failures: list[Exception] = []
+
+        def retried(error: Exception) -> bool:
+            if _should_retry(error):
+                transient_failures.append(error)
+                return True
+            return False
+
+        try:
+            with open(source, "rb") as file, self._request("upload", CloudLocation(bucket, name), "upload it"):
+                file.seek(offset)
+                blob.upload_from_file(
+                    file,
+                    size=size,
+                    content_type=content_type,
+                    if_generation_match=if_generation_match,
+                    checksum="crc32c",
+                    retry=self._retry.with_predicate(retried),
+                    timeout=self._timeout,
+                )
+        except PreconditionConflict:
+            crc32c = crc32c_of_file(source, offset=offset) if transient_failures else None
+            mine = self._own_lost_upload(bucket, name, crc32c, size, metadata) if crc32c else None
+            if mine is None:
+                raise
+            self.stats.moved(up=size)
+            return mine
         self.stats.moved(up=size)
         return ObjectStat.from_blob(blob)
+
+    def _own_lost_upload(
+        self, bucket: str, name: str, crc32c: str, size: int, metadata: Mapping[str, str]
+    ) -> ObjectStat | None:
+        """The object, if it is exactly what an upload sent (bytes and metadata); else None.
+
+        When the server stores an upload but its reply is lost (a reset connection), the retry is
+        refused by the generation guard the first attempt already moved on: without this check a
+        successful upload would be reported as another writer's conflict, and fail every fsync
+        after. Asked only after a retried failure, so a plain conflict costs no extra request.
+        """
+        stat = self.stat(bucket, name)
+        if stat is None or (stat.crc32c, stat.size, dict(stat.metadata)) != (crc32c, size, dict(metadata)):
+            return None
+        logger.info("%s: stored by the upload whose reply was lost (generation %d)", stat.location, stat.generation)
+        return stat
 
     def append(
         self,

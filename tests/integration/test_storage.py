@@ -8,6 +8,7 @@ import pytest
 
 from octuefs.errors import CloudObjectNotFound, StorageError
 from octuefs.storage.gcs import get_storage
+from tests.support.http_proxy import Fault
 
 
 def test_one_client_per_process(proxy) -> None:
@@ -74,6 +75,50 @@ def test_transient_errors_are_retried(bucket, proxy, status) -> None:
     assert stat is not None and stat.size == 5
     assert proxy.kinds() == ["stat", "stat", "stat"]
     assert [request.status for request in proxy.requests] == [status, status, 200]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("reset", "GET", "alt=media"),
+        Fault("truncate", "GET", "alt=media", keep=100),
+        Fault("short", "GET", "alt=media", keep=100),
+        Fault("corrupt", "GET", "alt=media"),
+    ],
+    ids=["reset", "truncated", "short", "damaged-whole-object"],
+)
+def test_broken_transfers_are_retried_never_returned(bucket, proxy, fault) -> None:
+    content = os.urandom(5000)
+    bucket.blob("f.bin").upload_from_string(content)
+    storage = get_storage()
+    stat = storage.require_stat(bucket.name, "f.bin")
+    proxy.add(fault)
+
+    assert storage.read_range(stat, 0, len(content)) == content
+    assert [request.fault for request in proxy.requests if request.kind == "media"] == [fault.kind, None]
+
+
+def test_a_body_cut_short_every_time_is_an_error(bucket, proxy) -> None:
+    bucket.blob("f.bin").upload_from_string(os.urandom(5000))
+    storage = get_storage()
+    stat = storage.require_stat(bucket.name, "f.bin")
+    proxy.add(Fault("short", "GET", "alt=media", remaining=None, lasting=30, keep=100))
+
+    with pytest.raises(StorageError, match=r"f\.bin.*got 100"):
+        storage.read_range(stat, 1000, 2000)
+
+
+def test_upload_whose_reply_is_lost_returns_the_stored_object(bucket, proxy, tmp_path) -> None:
+    source = tmp_path / "f.bin"
+    source.write_bytes(os.urandom(1000))
+    proxy.add(Fault("reset", "POST", "/upload/", after_server=True))
+
+    stat = get_storage().upload(bucket.name, "f.bin", source, "application/octet-stream", {"k": "v"}, 0)
+
+    stored = bucket.get_blob("f.bin")
+    assert stored.download_as_bytes() == source.read_bytes()
+    assert (stat.generation, stat.metadata) == (stored.generation, {"k": "v"})
+    assert [request.fault for request in proxy.requests if request.kind == "upload"] == ["reset", None]
 
 
 def test_permanent_error_names_the_object(bucket, proxy) -> None:

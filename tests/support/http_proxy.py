@@ -1,20 +1,28 @@
 """A real HTTP proxy between octuefs and the GCS server that counts requests and injects faults.
 
-Counting at the wire proves laziness and request budgets instead of assuming them; faults
-(a status for the next N matching requests) exercise retries and precondition races that the
-emulator itself never produces.
+Counting at the wire proves laziness and request budgets instead of assuming them; faults exercise
+retries, precondition races and broken transfers that the emulator itself never produces. Every
+fault is bounded, in count or in time or both, so a test that forgets to clear one cannot turn
+into a server that never answers again.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import socket
+import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+
+FaultKind = Literal["status", "corrupt", "delay", "reset", "truncate", "short"]
 
 
 @dataclass
@@ -25,6 +33,7 @@ class Request:
     response_bytes: int
     status: int
     range: str | None
+    fault: FaultKind | None = None
 
     @property
     def kind(self) -> str:
@@ -47,15 +56,37 @@ class Request:
 
 @dataclass
 class Fault:
-    """The next `remaining` requests matching `method` and `path_pattern` get `status` instead of the
-    server's answer; with `corrupt=True` they get the server's answer with one body byte flipped."""
+    """What happens to requests matching `method` (None: any) and `path_pattern`, for the next
+    `remaining` of them (None: any number) while `lasting` seconds have not passed since it was added
+    (None: no time limit); at least one of the two bounds is required.
 
-    method: str
+    - status: answered with `status` and `body`; the server never sees the request.
+    - corrupt: the server's answer with its first body byte flipped (same length).
+    - delay: the server's answer, `seconds` late.
+    - reset: the connection is reset without a reply; before the request reaches the server, or
+      with `after_server=True` after the server acted on it (an upload that happened, unheard of).
+    - truncate: the server's status and its full Content-Length, then only `keep` body bytes and a close.
+    - short: the server's status with only `keep` body bytes, consistently declared as the length.
+    """
+
+    kind: FaultKind
+    method: str | None
     path_pattern: str
-    status: int
-    remaining: int
-    corrupt: bool = False
+    remaining: int | None = 1
+    lasting: float | None = None
+    status: int = 503
+    seconds: float = 0.0
+    keep: int = 0
+    after_server: bool = False
     body: bytes = b'{"error": {"code": 0, "message": "injected by the test proxy"}}'
+    until: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.remaining is None and self.lasting is None:
+            raise ValueError("a fault needs a bound: a count (remaining), a time (lasting), or both")
+
+    def active(self, now: float) -> bool:
+        return (self.remaining is None or self.remaining > 0) and (self.until is None or now < self.until)
 
 
 @dataclass
@@ -64,6 +95,7 @@ class CountingProxy:
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    down_until: float = 0.0
 
     def start(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -80,14 +112,35 @@ class CountingProxy:
         with self.lock:
             self.requests.clear()
             self.faults.clear()
+            self.down_until = 0.0
+
+    def add(self, fault: Fault) -> Fault:
+        """Arm `fault` (its time bound starts now); the returned object shows how much of it is left."""
+        with self.lock:
+            if fault.lasting is not None:
+                fault.until = time.monotonic() + fault.lasting
+            self.faults.append(fault)
+        return fault
 
     def inject(self, method: str, path_pattern: str, status: int, count: int = 1) -> None:
-        with self.lock:
-            self.faults.append(Fault(method, path_pattern, status, count))
+        self.add(Fault("status", method, path_pattern, remaining=count, status=status))
 
     def corrupt(self, method: str, path_pattern: str, count: int = 1) -> None:
+        self.add(Fault("corrupt", method, path_pattern, remaining=count))
+
+    def down(self, lasting: float) -> None:
+        """The server is gone for `lasting` seconds (or until `up()`): replies still in flight are lost
+        and every new request has its connection reset, as when the server process is killed."""
         with self.lock:
-            self.faults.append(Fault(method, path_pattern, 0, count, corrupt=True))
+            self.down_until = time.monotonic() + lasting
+
+    def up(self) -> None:
+        with self.lock:
+            self.down_until = 0.0
+
+    def is_down(self) -> bool:
+        with self.lock:
+            return time.monotonic() < self.down_until
 
     def kinds(self) -> list[str]:
         with self.lock:
@@ -98,9 +151,11 @@ class CountingProxy:
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
+            now = time.monotonic()
             for fault in self.faults:
-                if fault.remaining > 0 and fault.method == method and re.search(fault.path_pattern, path):
-                    fault.remaining -= 1
+                if fault.active(now) and fault.method in (None, method) and re.search(fault.path_pattern, path):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
                     return fault
         return None
 
@@ -117,18 +172,46 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            fault = proxy._take_fault(self.command, self.path)
-            if fault is not None and not fault.corrupt:
-                self._reply(fault.status, [("Content-Type", "application/json")], fault.body, len(body))
+            if proxy.is_down():
+                self._reset(None, len(body))
                 return
-            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
-            headers = {key: value for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP}
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            connection.close()
-            if fault is not None and data:
+            fault = proxy._take_fault(self.command, self.path)
+            kind = fault.kind if fault is not None else None
+            if fault is not None and fault.kind == "status":
+                self._reply(fault.status, [("Content-Type", "application/json")], fault.body, len(body), fault)
+                return
+            if fault is not None and fault.kind == "reset" and not fault.after_server:
+                self._reset(fault, len(body))
+                return
+            if fault is not None and fault.kind == "delay":
+                time.sleep(fault.seconds)
+            try:
+                status, reply_headers, data = self._ask_upstream(body)
+            except OSError:
+                # The server is unreachable (stopped, or refusing): the client sees its connection dropped.
+                self._reset(fault, len(body))
+                return
+            if proxy.is_down() or kind == "reset":
+                self._reset(fault, len(body))
+                return
+            declared = len(data)
+            if kind == "corrupt" and data:
                 data = bytes([data[0] ^ 0xFF]) + data[1:]
+            if fault is not None and fault.kind in ("truncate", "short"):
+                data = data[: fault.keep]
+                declared = declared if fault.kind == "truncate" else len(data)
+                self.close_connection = True
+            self._reply(status, reply_headers, data, len(body), fault, declared)
+
+        def _ask_upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+            try:
+                headers = {key: value for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP}
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            finally:
+                connection.close()
             reply_headers = []
             for key, value in response.getheaders():
                 if key.lower() in HOP_BY_HOP or key.lower() == "content-length":
@@ -136,19 +219,46 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
                 if key.lower() == "location":
                     value = value.replace(proxy.upstream, proxy.url)
                 reply_headers.append((key, value))
-            self._reply(response.status, reply_headers, data, len(body))
+            return response.status, reply_headers, data
 
-        def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes, request_bytes: int) -> None:
+        def _record(self, status: int, request_bytes: int, response_bytes: int, fault: Fault | None) -> None:
             with proxy.lock:
                 proxy.requests.append(
-                    Request(self.command, self.path, request_bytes, len(data), status, self.headers.get("Range"))
+                    Request(
+                        self.command,
+                        self.path,
+                        request_bytes,
+                        response_bytes,
+                        status,
+                        self.headers.get("Range"),
+                        fault.kind if fault is not None else None,
+                    )
                 )
+
+        def _reply(
+            self,
+            status: int,
+            headers: list[tuple[str, str]],
+            data: bytes,
+            request_bytes: int,
+            fault: Fault | None = None,
+            declared: int | None = None,
+        ) -> None:
+            self._record(status, request_bytes, len(data), fault)
             self.send_response(status)
             for key, value in headers:
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(data) if declared is None else declared))
             self.end_headers()
             self.wfile.write(data)
+
+        def _reset(self, fault: Fault | None, request_bytes: int) -> None:
+            """Close with a TCP reset (SO_LINGER 0) and no reply, as a crashed server's kernel would."""
+            self._record(0, request_bytes, 0, fault)
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # Detached, so the handler's own clean-up later finds a closed socket instead of a reused fd.
+            os.close(self.connection.detach())
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
