@@ -33,6 +33,10 @@ class MetadataTooLargeError(InvalidInputException):
     """The custom metadata would exceed GCS's 8 KiB limit, so it is refused before sending."""
 
 
+class NameTooLong(InvalidInputException):
+    """A name asked of a mount has a segment over 255 bytes, which no listing of it could show."""
+
+
 class CloudLocationNotSpecified(OctuefsError):
     """An upload or download was asked of a datafile with no cloud location."""
 

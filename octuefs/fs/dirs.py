@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from octuefs.errors import InvalidInputException, NameTooLong
 from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,21 @@ class Listing:
         return time.monotonic() - self.fetched_at < ttl
 
 
+def _not_a_file_name(name: str) -> bool:
+    return name in ("", ".", "..") or any(character in name for character in "\0\r\n")
+
+
+def _too_long(name: str) -> bool:
+    return len(name.encode("utf-8", "surrogateescape")) > NAME_MAX
+
+
 def representable(name: str, full_name: str) -> bool:
     if full_name.startswith(TEMPORARY_PREFIX):
         return False  # bytes waiting to be joined onto an object (see GCSStorage.append), not a file
-    if name in ("", ".", "..") or any(character in name for character in "\0\r\n"):
+    if _not_a_file_name(name):
         logger.info("hiding %r: its name cannot be a local file name", full_name)
         return False
-    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+    if _too_long(name):
         logger.info("hiding %r: its name is longer than %d bytes", full_name, NAME_MAX)
         return False
     return True
@@ -69,6 +78,17 @@ class DirectoryCache:
 
     def dir_prefix(self, path: str) -> str:
         return self.root_prefix + (f"{path}/" if path else "")
+
+    def require_representable(self, path: str) -> None:
+        """A name this mount is asked to create must be one its listings show, or the new file would vanish
+        at the next listing (Linux passes FUSE names up to 1024 bytes, and CR and LF are legal to it, though
+        GCS refuses them in object names)."""
+        name = path.rsplit("/", 1)[-1]
+        location = f"gs://{self.bucket}/{self.object_name(path)}"
+        if _too_long(name):
+            raise NameTooLong(f"{location!r}: a name over {NAME_MAX} bytes would be hidden from listings.")
+        if _not_a_file_name(name):
+            raise InvalidInputException(f"{location!r}: a name with CR or LF would be hidden from listings.")
 
     def fresh(self, path: str) -> Listing | None:
         listing = self._listings.get(path)

@@ -21,6 +21,7 @@ from octuefs.errors import (
     InvalidInputException,
     LocalFileNotFound,
     MetadataTooLargeError,
+    NameTooLong,
     NoSuchAttribute,
     PreconditionConflict,
     ReadOnlyAttribute,
@@ -31,9 +32,10 @@ from octuefs.errors import (
 
 logger = logging.getLogger(__name__)
 
-# Most specific first: MetadataTooLargeError is also an InvalidInputException.
+# Most specific first: MetadataTooLargeError and NameTooLong are also InvalidInputExceptions.
 ERRNO_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (MetadataTooLargeError, errno.E2BIG),
+    (NameTooLong, errno.ENAMETOOLONG),
     (InvalidInputException, errno.EINVAL),
     (NoSuchAttribute, pyfuse3.ENOATTR),
     (ReadOnlyAttribute, errno.EPERM),

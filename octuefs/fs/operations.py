@@ -297,6 +297,7 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         parent = self.inodes[parent_ino]
         path = self._child_path(parent, name)
+        self.dirs.require_representable(path)
         inode = self.inodes.entry(path, False)
         inode.refresh(Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path)))
         inode.created_here = True
@@ -429,6 +430,7 @@ class BucketOperations(pyfuse3.Operations):
         path, existing = await self._child(parent, name)
         if existing is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
+        self.dirs.require_representable(path)
         await self._blocking(self.storage.create_placeholder, self.config.bucket, self.dirs.dir_prefix(path))
         self.dirs.record(path, DirEntry(path.rpartition("/")[2], True))
         self.dirs.record_empty(path)
@@ -474,6 +476,7 @@ class BucketOperations(pyfuse3.Operations):
         new_path, target = await self._child(new_parent, new_name)
         if source is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
+        self.dirs.require_representable(new_path)
         if target is not None and flags & pyfuse3.RENAME_NOREPLACE:
             raise pyfuse3.FUSEError(errno.EEXIST)
         if target is not None and target.is_dir != source.is_dir:
