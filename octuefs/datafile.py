@@ -37,6 +37,7 @@ from octuefs.metadata.values import to_jsonable
 from octuefs.reader import RangedFile, library_reader
 from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
 from octuefs.storage.paths import CloudLocation, is_cloud_path
+from octuefs.storage.streaming import StreamingUpload
 
 HDF5_EXTENSIONS = frozenset({"hdf5", "h5"})
 HDF5_MODES = frozenset({"r", "r+", "w", "w-", "x", "a"})
@@ -71,6 +72,12 @@ class UploadRequest:
         if self.base_size:
             return storage.append(bucket, name, source, self.base_size, content_type, metadata, generation)
         return storage.upload(bucket, name, source, content_type, metadata, generation)
+
+    def stream(self) -> StreamingUpload:
+        """Start sending a file that is still being written (see `octuefs.storage.streaming`)."""
+        return StreamingUpload.begin(
+            get_storage(), self.location, self.content_type, self.metadata, self.if_generation_match
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "location": self.location.path}
@@ -368,12 +375,13 @@ class Datafile:
     def _local_file_name(self) -> str:
         """The object's base name, unless no local file can have it.
 
-        GCS names may end in `/`, `/.` or `/..`, or end in a segment over Linux's 255-byte NAME_MAX;
-        joined to a directory such a base name means the directory itself, its parent, or an error,
-        so a stable name derived from the whole object name stands in.
+        GCS names may end in `/`, `/.` or `/..`, hold a NUL, or end in a segment over Linux's 255-byte
+        NAME_MAX; joined to a directory such a base name means the directory itself, its parent, or an
+        error, so a stable name derived from the whole object name stands in.
         """
         name = self.name
-        if name not in ("", ".", "..") and len(name.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX:
+        representable = name not in ("", ".", "..") and "\0" not in name
+        if representable and len(name.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX:
             return name
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return f"object-{digest}"

@@ -20,11 +20,13 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile, UploadRequest
 from octuefs.errors import OctuefsError
+from octuefs.fs.feeds import Feed
 from octuefs.reader import ObjectReader
 from octuefs.staging import StagedFile, StagingArea
 from octuefs.storage.gcs import GCSStorage, ObjectStat
@@ -36,6 +38,8 @@ FILL_SPAN_CHUNKS = 8
 # Below this, copying the object in (one ranged GET, often cached) is cheaper than the three extra
 # requests of joining appended bytes on in the cloud.
 JOIN_MIN_BYTES = 8 * 1024 * 1024
+# Files fed while written at once; each sends one part at a time, streamed from its staged file.
+FEEDING_THREADS = 4
 
 
 @dataclass
@@ -60,6 +64,8 @@ class OpenWrite:
     # The lowest offset written or truncated since the last upload began: an upload whose object covers
     # no byte changed meanwhile can stand for the staged file's head from then on.
     changed_from: int = sys.maxsize
+    # A new or truncated file's upload, fed with its parts while it is written (see octuefs.fs.feeds).
+    feed: Feed | None = None
 
     @property
     def size(self) -> int:
@@ -85,6 +91,7 @@ class WriteTracker:
         self.by_ino: dict[int, OpenWrite] = {}
         self._begin_locks: dict[int, threading.Lock] = {}
         self._begin_locks_guard = threading.Lock()
+        self._feeders = ThreadPoolExecutor(FEEDING_THREADS, thread_name_prefix="octuefs-feed")
 
     def begin(self, ino: int, datafile: Datafile, truncate: bool, keep: int | None = None) -> OpenWrite:
         """Stage the inode's content (once, however many opens), keeping it when `truncate` is False.
@@ -105,6 +112,8 @@ class WriteTracker:
                 state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR))
                 stat = datafile.cloud_stat
                 try:
+                    if stat is None or truncate:
+                        state.feed = self._feed_for(datafile, state)
                     if stat is None:
                         state.mark_changed()
                     elif not truncate and keep is None and stat.size >= JOIN_MIN_BYTES:
@@ -118,6 +127,15 @@ class WriteTracker:
             if truncate:
                 self.truncate(state, 0)
             return state
+
+    def _feed_for(self, datafile: Datafile, state: OpenWrite) -> Feed:
+        part_size = self.storage.settings.upload_chunk_size
+        return Feed(
+            state.staged.data_path,
+            part_size,
+            lambda: self._next_request(datafile, state, dict(state.custom_changes)),
+            self._feeders,
+        )
 
     @staticmethod
     def _leave_hole(state: OpenWrite, stat: ObjectStat) -> None:
@@ -157,6 +175,8 @@ class WriteTracker:
                 self._copy_in_base(state)
             written = os.pwrite(state.fd, data, position)
             state.mark_changed(position)
+            if state.feed is not None:
+                state.feed.written(position, state.size)
         return written
 
     def read(self, state: OpenWrite, offset: int, size: int) -> bytes:
@@ -177,6 +197,8 @@ class WriteTracker:
                 self._copy_in_base(state, limit=size)
             os.ftruncate(state.fd, size)
             state.mark_changed(size)
+            if state.feed is not None:
+                state.feed.written(size, size)
 
     def upload(self, datafile: Datafile, state: OpenWrite) -> ObjectStat | None:
         """Send the staged bytes if they changed; on failure say where they are kept, and keep them."""
@@ -186,11 +208,12 @@ class WriteTracker:
             with state.lock:
                 sent_changes, sent_count, base = dict(state.custom_changes), state.changes, state.base
                 state.changed_from = sys.maxsize
+                feed, state.feed = state.feed, None
             request = self._next_request(datafile, state, sent_changes)
             try:
                 state.staged.write_record(request)
                 started = time.monotonic()
-                stat = request.send(state.staged.data_path)
+                stat = (feed and feed.finish(request)) or request.send(state.staged.data_path)
             except (OctuefsError, OSError) as error:
                 kept = state.staged.data_path
                 logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
@@ -262,5 +285,7 @@ class WriteTracker:
             self.discard(state)
 
     def discard(self, state: OpenWrite) -> None:
+        if state.feed is not None:
+            state.feed.abandon()
         os.close(state.fd)
         self.staging.remove(state.staged)

@@ -74,11 +74,6 @@ def test_every_download_stays_in_its_own_directory(hostile, tmp_path, monkeypatc
     assert not any(path.name == "escape.txt" for path in tmp_path.rglob("*") if path.parent.parent != scratch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="octuefs/datafile.py _local_file_name keeps a NUL byte, which no local path can hold",
-)
 def test_a_name_with_nul_downloads_under_a_stand_in_name(bucket, proxy):
     """GCS allows NUL in an object name; Linux allows it in no file name."""
     name = f"{PREFIX}/nul\0name.txt"

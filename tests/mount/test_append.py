@@ -10,6 +10,7 @@ in first, and give the same content as a local file would.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -116,3 +117,22 @@ def test_an_append_pending_when_the_daemon_is_killed_is_joined_on_at_the_next_mo
     assert_identity_kept(blob, content_type="application/octet-stream")
     assert f"recovery: uploaded {SIZE + 8} bytes to gs://{bucket.name}/runs/log.bin" in second.log
     assert temporary_parts(bucket) == []
+
+
+def test_an_append_over_another_writers_newer_object_fails_the_close_and_keeps_the_bytes(mount, bucket, proxy):
+    large_object(bucket)
+    mounted = mount()
+    fd = mounted.call(os.open, mounted / "runs/log.bin", os.O_WRONLY | os.O_APPEND)
+    mounted.call(os.write, fd, b"ours\n")
+    bucket.blob("runs/log.bin").upload_from_string(b"theirs")
+
+    with pytest.raises(OSError) as raised:
+        mounted.call(os.close, fd)
+
+    assert raised.value.errno == errno.EIO
+    assert proxy.guard.refused >= 1
+    assert bucket.blob("runs/log.bin").download_as_bytes() == b"theirs"
+    assert temporary_parts(bucket) == []
+    kept = [path for path in (mounted.cache_dir / "staging").glob("*.data") if path.stat().st_size == SIZE + 5]
+    assert len(kept) == 1 and kept[0].read_bytes()[SIZE:] == b"ours\n"
+    assert f"the written bytes are kept at {kept[0]}" in mounted.log

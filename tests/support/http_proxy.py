@@ -3,7 +3,8 @@
 Counting at the wire proves laziness and request budgets instead of assuming them; faults exercise
 retries, precondition races and broken transfers that the emulator itself never produces. Every
 fault is bounded, in count or in time or both, so a test that forgets to clear one cannot turn
-into a server that never answers again.
+into a server that never answers again. Generation preconditions the emulator ignores are
+enforced here as GCS enforces them (see `tests.support.generation_guard`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
+
+from tests.support.generation_guard import GenerationGuard
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
@@ -96,6 +99,7 @@ class CountingProxy:
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     down_until: float = 0.0
+    guard: GenerationGuard = field(default_factory=GenerationGuard)
 
     def start(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -113,6 +117,7 @@ class CountingProxy:
             self.requests.clear()
             self.faults.clear()
             self.down_until = 0.0
+            self.guard.refused = 0
 
     def add(self, fault: Fault) -> Fault:
         """Arm `fault` (its time bound starts now); the returned object shows how much of it is left."""
@@ -186,7 +191,10 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
             try:
-                status, reply_headers, data = self._ask_upstream(body)
+                headers = {key: value for key, value in self.headers.items()}
+                status, reply_headers, data = proxy.guard.forward(
+                    self.command, self.path, headers, body, self._ask_upstream
+                )
             except OSError:
                 # The server is unreachable (stopped, or refusing): the client sees its connection dropped.
                 self._reset(fault, len(body))
@@ -203,11 +211,13 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             self._reply(status, reply_headers, data, len(body), fault, declared)
 
-        def _ask_upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        def _ask_upstream(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
             try:
                 headers = {key: value for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP}
-                connection.request(self.command, self.path, body=body, headers=headers)
+                if method != self.command:  # the guard's own GET carries none of the request's body headers
+                    headers = {key: value for key, value in headers.items() if not key.lower().startswith("content-")}
+                connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
             finally:
