@@ -16,11 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
 from octuefs.samples import seed_bucket, seed_bucket_from
-from octuefs.storage.gcs import configure
+from octuefs.storage.gcs import configure, reporting_progress
 
 DEMO_BUCKET = "octuefs-demo"
 DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"
@@ -85,18 +87,30 @@ def _instructions(server: GCSServer, mountpoint: Path, mounted: bool) -> str:
     return "\n".join(lines)
 
 
+def _seed(data: Path | None) -> None:
+    """Fill the demo bucket, with a progress bar of the bytes uploaded on a terminal."""
+    if data is not None and not data.is_dir():
+        raise FileNotFoundError(f"{data}: no such folder to seed the demo bucket from.")
+    total = sum(path.stat().st_size for path in data.rglob("*") if path.is_file()) if data else None
+    with (
+        tqdm(
+            total=total, unit="B", unit_scale=True, disable=not sys.stderr.isatty(), desc=f"seeding gs://{DEMO_BUCKET}"
+        ) as bar,
+        reporting_progress(bar.update),
+    ):
+        if data is not None:
+            seed_bucket_from(DEMO_BUCKET, data)
+        else:
+            seed_bucket(DEMO_BUCKET)
+
+
 def run(arguments: argparse.Namespace) -> int:
     server = start_server()
     mountpoint = arguments.mountpoint.absolute()
     mounted = False
     try:
         configure(endpoint=server.url)
-        if arguments.data is not None:
-            if not arguments.data.is_dir():
-                raise FileNotFoundError(f"{arguments.data}: no such folder to seed the demo bucket from.")
-            seed_bucket_from(DEMO_BUCKET, arguments.data)
-        else:
-            seed_bucket(DEMO_BUCKET)
+        _seed(arguments.data)
         print(f"octuefs demo: a GCS-compatible server is running at {server.url} with bucket gs://{DEMO_BUCKET}\n")
         print(render_table(Dataset(f"gs://{DEMO_BUCKET}", recursive=True)))
         mounted = not arguments.no_mount and _mount(server, mountpoint)

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from octuefs import __version__
-from octuefs.cli import demo, info, meta, mount, prefetch, stats
+from octuefs.cli import copy, demo, info, meta, mount, prefetch, stats
 from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import configure
 
@@ -25,6 +25,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
     meta.add_parsers(subparsers)
     stats.add_parser(subparsers)
     prefetch.add_parser(subparsers)
+    copy.add_parser(subparsers)
     return parser, frozenset(subparsers.choices)
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +129,41 @@ def crc32c_of_file(path: str | os.PathLike[str], block_size: int = 1024 * 1024, 
     return base64.b64encode(checksum.digest()).decode()
 
 
+_progress = threading.local()
+
+
+@contextlib.contextmanager
+def reporting_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Report bytes as this thread's downloads and uploads move them (for a progress bar), not only
+    once each is done."""
+    _progress.callback = callback
+    try:
+        yield
+    finally:
+        _progress.callback = None
+
+
+def _report_progress(count: int) -> None:
+    callback = getattr(_progress, "callback", None)
+    if callback is not None:
+        callback(count)
+
+
+class _ReportingReader:
+    """A file being uploaded, reporting what the client reads of it."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        _report_progress(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
 class _ChecksummingWriter:
     """A write-only file that computes the crc32c of what passes through it."""
 
@@ -138,6 +173,7 @@ class _ChecksummingWriter:
 
     def write(self, data: bytes) -> int:
         self._checksum.update(data)
+        _report_progress(len(data))
         return self._file.write(data)
 
     def flush(self) -> None:
@@ -410,7 +446,7 @@ class GCSStorage:
             with open(source, "rb") as file, self._request("upload", CloudLocation(bucket, name), "upload it"):
                 file.seek(offset)
                 blob.upload_from_file(
-                    file,
+                    _ReportingReader(file),
                     size=size,
                     content_type=content_type,
                     if_generation_match=if_generation_match,
@@ -477,7 +513,13 @@ class GCSStorage:
                 self.delete(bucket, part_name, part.generation)
             except OctuefsError as error:
                 logger.warning("gs://%s/%s: temporary part left behind: %s", bucket, part_name, error)
-        return ObjectStat.from_blob(destination)
+        joined = ObjectStat.from_blob(destination)
+        if joined.generation == if_generation_match:
+            # fake-gcs-server (the bundled server) composes in place, keeping the generation; GCS always
+            # makes a new one. A generation must name one content (cached chunks and every precondition
+            # rely on it), so copying the object onto itself gives the new bytes a generation of their own.
+            joined = self.copy(joined, bucket, name, joined.metadata, joined.generation)
+        return joined
 
     def patch_metadata(self, stat: ObjectStat, metadata: Mapping[str, str | None]) -> ObjectStat:
         """One metadata PATCH, applied only if nobody changed the object's metadata since `stat`."""

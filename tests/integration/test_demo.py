@@ -61,6 +61,7 @@ def test_demo_seeds_from_a_folder_with_its_octue_metadata(gcs_server, tmp_path) 
         env=environment,
     )
     assert result.returncode == 0, result.stderr
+    assert "seeding" not in result.stderr  # the progress bar is for terminals only
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("runs/", "notes"))}
     assert sorted(rows) == ["notes.txt", "runs/a.csv"]
     assert "field" in rows["runs/a.csv"] and "run=7" in rows["runs/a.csv"]
