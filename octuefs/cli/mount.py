@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from octuefs.errors import InvalidInputException, MountError, StorageError
-from octuefs.fs.config import MountConfig, parse_mode, parse_size, parse_source
+from octuefs.fs.config import MountConfig, parse_log_format, parse_mode, parse_size, parse_source
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ OPTIONS = (
     Option("metadata_ttl", float, "seconds that listings and attributes are trusted (default 60)"),
     Option("log_file", Path, "daemon log (default: octuefs.log in the cache directory)"),
     Option("debug", None, "log every FUSE operation and storage request"),
+    Option("log_format", parse_log_format, "text (default) or json: one JSON object a line, with fields"),
     Option("foreground", None, "stay in the foreground instead of daemonizing"),
     Option("chunk_size", parse_size, "size of ranged reads and cached chunks (default 1M)"),
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from octuefs.cache import DEFAULT_CHUNK_SIZE
 from octuefs.errors import InvalidInputException
+from octuefs.logs import LOG_FORMATS
 from octuefs.reader import default_cache_directory
 
 SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -31,6 +32,12 @@ def parse_mode(text: str) -> int:
     if not 0 <= mode <= 0o7777:
         raise InvalidInputException(f"mode {text!r} is out of range.")
     return mode
+
+
+def parse_log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise InvalidInputException(f"log format {text!r}: use one of {', '.join(LOG_FORMATS)}.")
+    return text
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -59,6 +66,7 @@ class MountConfig:
     metadata_ttl: float = 60.0
     log_file: Path | None = None
     debug: bool = False
+    log_format: str = "text"
     foreground: bool = False
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_readahead: int = 32 * 1024 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -18,10 +19,34 @@ from octuefs.fs.config import MountConfig
 from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
 from octuefs.fs.writes import WriteTracker
+from octuefs.logs import formatter
 from octuefs.staging import StagingArea, recover
 from octuefs.storage.gcs import configure, get_storage
 
 logger = logging.getLogger(__name__)
+
+
+# glibc's mallopt() parameter (malloc.h) bounding how many malloc arenas the process may create.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Keep glibc from giving each worker thread a malloc arena of its own.
+
+    Storage threads allocate and free multi-MiB buffers (ranged reads, uploads). With an arena per
+    thread (glibc allows 8 per core), freed memory stays scattered over arenas and is not given back,
+    and the daemon's resident memory creeps to about twice what it uses (tests/mount/test_stress.py
+    measured ~400 MiB against ~200 MiB with two arenas). The threads mostly wait on the network or the
+    GIL, so sharing arenas costs nothing measurable. MALLOC_ARENA_MAX in the environment still wins.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its allocator does not work this way
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
 def runtime_directory() -> Path:
@@ -71,7 +96,7 @@ def setup_logging(config: MountConfig) -> None:
         handler = logging.FileHandler(log_file)
     else:
         handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(config.log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if config.debug else logging.INFO)
@@ -97,6 +122,7 @@ async def _serve(operations: BucketOperations) -> None:
 
 def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     """Mount and serve; `notify_ready` is called once the kernel has the mount."""
+    limit_malloc_arenas()
     setup_logging(config)
     configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8, retry_deadline=config.retry_deadline)
     storage = get_storage()

@@ -97,4 +97,6 @@ def _log_operation(operations: Any, name: str, args: tuple[Any, ...], started: f
     """With --debug, one line per FUSE operation: what, on which object, the outcome and how long."""
     if logger.isEnabledFor(logging.DEBUG):
         where = operations.describe(args[0]) if args else "-"
-        logger.debug("fuse %s %s: %s, %.2f ms", name, where, outcome, (time.monotonic() - started) * 1000)
+        elapsed = (time.monotonic() - started) * 1000
+        fields = {"op": name, "object": where, "outcome": outcome, "ms": round(elapsed, 3)}
+        logger.debug("fuse %s %s: %s, %.2f ms", name, where, outcome, elapsed, extra=fields)

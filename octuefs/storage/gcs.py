@@ -258,7 +258,10 @@ class GCSStorage:
         finally:
             self.stats.record(kind, failed)
             elapsed = (time.monotonic() - started) * 1000
-            logger.debug("%s %s: %s, %.1f ms%s", kind, location, action, elapsed, " (failed)" if failed else "")
+            fields = {"request": kind, "object": str(location), "outcome": "failed" if failed else "ok", "ms": elapsed}
+            logger.debug(
+                "%s %s: %s, %.1f ms%s", kind, location, action, elapsed, " (failed)" if failed else "", extra=fields
+            )
 
     @staticmethod
     def _build_client(settings: StorageSettings) -> storage.Client:

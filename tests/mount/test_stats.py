@@ -91,3 +91,24 @@ def test_debug_logs_every_fuse_operation_and_storage_request_with_timing(mount, 
     assert re.search(r"fuse lookup .*: ok, [0-9.]+ ms", log)
     assert re.search(rf"read gs://{bucket.name}/data/a.txt: read bytes 0-2, [0-9.]+ ms", log)
     assert "Authorization" not in log and "Bearer" not in log
+
+
+def test_json_log_lines_carry_each_operation_as_fields(mount, bucket):
+    bucket.blob("data/a.txt").upload_from_string(b"abc")
+    mounted = mount("", "--debug", "--log-format", "json")
+    assert mounted.sh("cat", mounted / "data/a.txt").stdout == b"abc"
+    mounted.sh("sh", "-c", f"echo new > {mounted / 'data/b.txt'}")
+
+    records = [json.loads(line) for line in mounted.log.splitlines()]  # every line is one JSON object
+    assert {"time", "level", "logger", "pid", "message"} <= set(records[0])
+    reads = [record for record in records if record.get("op") == "read"]
+    assert reads and reads[0]["object"] == f"gs://{bucket.name}/data/a.txt" and reads[0]["outcome"] == "ok"
+    assert isinstance(reads[0]["ms"], float)
+    requests = {record["request"] for record in records if "request" in record}
+    assert {"read", "upload"} <= requests, requests
+    assert not any("upload_id" in line or "Bearer" in line for line in mounted.log.splitlines())
+
+
+def test_an_unknown_log_format_is_refused_before_mounting(mount, tmp_path):
+    result = run(*CLI, "mount", "some-bucket", tmp_path, "--log-format", "xml")
+    assert result.returncode != 0 and b"log format 'xml'" in result.stderr
