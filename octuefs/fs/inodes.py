@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import pyfuse3
+import trio
 
 from octuefs.datafile import Datafile
 from octuefs.errors import CloudObjectNotFound
@@ -41,6 +42,10 @@ class Inode:
     last_opened_generation: int | None = None
     # Made by create() on this mount: the temp file of a write-and-rename (sed -i, rsync, editors).
     created_here: bool = False
+    # Held while a change of the object (content upload, metadata PATCH) is sent and its answer adopted:
+    # each answer replaces the Datafile's stat, so two in flight at once can leave it at the older
+    # generation, and every later upload of the file then fails its generation precondition.
+    sending: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
     _stat: ObjectStat | None = None
     _datafile: Datafile | None = None
 

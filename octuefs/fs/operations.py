@@ -31,7 +31,7 @@ from octuefs.fs.dirs import DirectoryCache, DirEntry, Listing
 from octuefs.fs.errno import fuse_errors
 from octuefs.fs.handles import DirHandle, FileHandle, prefetch
 from octuefs.fs.inodes import Inode, InodeTable
-from octuefs.fs.writes import WriteTracker
+from octuefs.fs.writes import OpenWrite, WriteTracker
 from octuefs.metadata.model import OctueMetadata
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import GCSStorage
@@ -164,6 +164,11 @@ class BucketOperations(pyfuse3.Operations):
         if not inode.known or not inode.is_fresh(self.config.metadata_ttl):
             started = time.monotonic()
             stat = await self._blocking(self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path))
+            if inode.known and inode.refreshed_at > started:
+                # An upload or metadata change finished while this stat was out: what it adopted is newer,
+                # and an older generation adopted here would make the next upload of the file fail.
+                assert inode.datafile is not None
+                return inode.datafile
             if stat is None:
                 raise CloudObjectNotFound(f"{self.describe(inode.ino)}: no longer exists.")
             inode.refresh_stat(stat, started)
@@ -280,14 +285,27 @@ class BucketOperations(pyfuse3.Operations):
         if self.config.read_only:
             raise pyfuse3.FUSEError(errno.EROFS)
         truncate = bool(flags & os.O_TRUNC) and bool(flags & (os.O_WRONLY | os.O_RDWR))
-        state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate)
-        while self.writes.by_ino.get(inode.ino) is not state:
-            # The last release of the file dropped the (uploaded) state before this open could count itself.
-            state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate)
-        state.handles += 1
+        await self._held_write(inode, datafile, truncate)
         handle = FileHandle(inode, None, self.config.max_readahead, append=bool(flags & os.O_APPEND))
         inode.last_opened_generation = None
         return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=False, keep_cache=False)
+
+    async def _held_write(self, inode: Inode, datafile: Datafile, truncate: bool, keep: int | None = None) -> OpenWrite:
+        """The inode's staged state, counted as one more holder: a release finishing meanwhile would close
+        the staged descriptor under a write or truncate still running in a worker thread (EBADF, or
+        worse, a reused descriptor number naming another file)."""
+        state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate, keep)
+        while self.writes.by_ino.get(inode.ino) is not state:
+            # The last release of the file dropped the (uploaded) state before this open could count itself.
+            state = await self._blocking(self.writes.begin, inode.ino, datafile, truncate, keep)
+        state.handles += 1
+        return state
+
+    def _finish_if_idle(self, ino: int, state: OpenWrite) -> None:
+        """Drop the staged state once nothing holds it and nothing is left to upload. Only this state: a
+        release and a setattr may both get here, and by then an open may have begun a new one."""
+        if state.handles <= 0 and (not state.dirty or state.unlinked) and self.writes.by_ino.get(ino) is state:
+            self.writes.finish(ino)
 
     @fuse_errors
     async def create(
@@ -332,7 +350,9 @@ class BucketOperations(pyfuse3.Operations):
 
     async def _upload(self, inode: Inode) -> None:
         state = self.writes.by_ino.get(inode.ino)
-        if state is not None and inode.datafile is not None:
+        if state is None or inode.datafile is None:
+            return
+        async with inode.sending:
             stat = await self._blocking(self.writes.upload, inode.datafile, state)
             if stat is not None and state.unlinked:
                 # Removed while its upload was in flight: the rm must stick.
@@ -362,8 +382,7 @@ class BucketOperations(pyfuse3.Operations):
             await self._upload(handle.inode)
         finally:
             # An open during the upload took the state up again: its handle still writes to it.
-            if state.handles <= 0 and (not state.dirty or state.unlinked):
-                self.writes.finish(handle.inode.ino)
+            self._finish_if_idle(handle.inode.ino, state)
 
     # Changing the tree and attributes --------------------------------------------------------
 
@@ -381,19 +400,26 @@ class BucketOperations(pyfuse3.Operations):
         datafile = await self._fresh_file(inode)
         state = self.writes.by_ino.get(ino)
         if fields.update_size:
-            if state is None:
-                state = await self._blocking(self.writes.begin, ino, datafile, False, attr.st_size)
-            await self._blocking(self.writes.truncate, state, attr.st_size)
-        if state is not None and state.dirty:
-            state.custom_changes.update(changes)
-        elif changes:
-            # Also when the file is open but already uploaded: a pending release would drop the change.
-            await self._blocking(datafile.update_custom_metadata, changes)
-            inode.refresh(datafile)
+            state = await self._held_write(inode, datafile, False, attr.st_size)
+        elif state is not None:
+            state.handles += 1
+        try:
+            if fields.update_size:
+                await self._blocking(self.writes.truncate, state, attr.st_size)
+            if state is not None and state.dirty:
+                state.custom_changes.update(changes)
+            elif changes:
+                # Also when the file is open but already uploaded: a pending release would drop the change.
+                async with inode.sending:
+                    datafile = await self._fresh_file(inode)
+                    await self._blocking(datafile.update_custom_metadata, changes)
+                    inode.refresh(datafile)
+        finally:
+            if state is not None:
+                state.handles -= 1
         if state is not None and state.handles <= 0:
             await self._upload(inode)
-            if state.handles <= 0 and (not state.dirty or state.unlinked):
-                self.writes.finish(ino)
+            self._finish_if_idle(ino, state)
         return self._attributes(inode)
 
     async def _child(self, parent: Inode, name: bytes) -> tuple[str, Inode | None]:
@@ -578,20 +604,24 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        inode = self._file_inode(ino)
-        datafile = await self._fresh_file(inode)
-        changed = xattrs.with_set(datafile, os.fsdecode(name), value)
-        await self._saved(inode, datafile, changed)
+        await self._change_metadata(
+            self._file_inode(ino), lambda datafile: xattrs.with_set(datafile, os.fsdecode(name), value)
+        )
 
     @fuse_errors
     async def removexattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        inode = self._file_inode(ino)
-        datafile = await self._fresh_file(inode)
-        changed = xattrs.with_removed(datafile, os.fsdecode(name))
-        await self._saved(inode, datafile, changed)
+        await self._change_metadata(
+            self._file_inode(ino), lambda datafile: xattrs.with_removed(datafile, os.fsdecode(name))
+        )
 
-    async def _saved(self, inode: Inode, datafile: Datafile, metadata: OctueMetadata) -> None:
-        """Write the metadata, then mark the inode's view as the newest: listings sent before the write
-        finished may hold the old metadata and must not replace it (see `_adopt`)."""
-        await self._blocking(datafile.save_metadata, metadata)
-        inode.refresh(datafile)
+    async def _change_metadata(self, inode: Inode, change: Callable[[Datafile], OctueMetadata]) -> None:
+        """Compute the change from, and write it through, the inode's current Datafile, one change or
+        upload at a time: a change computed from a view another change replaced meanwhile would be
+        adopted over it, and an upload sent from that view would carry metadata without it.
+
+        Then mark the inode's view as the newest: listings sent before the write finished may hold the
+        old metadata and must not replace it (see `_adopt`)."""
+        async with inode.sending:
+            datafile = await self._fresh_file(inode)
+            await self._blocking(datafile.save_metadata, change(datafile))
+            inode.refresh(datafile)
