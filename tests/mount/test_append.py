@@ -130,7 +130,7 @@ def test_an_append_over_another_writers_newer_object_fails_the_close_and_keeps_t
         mounted.call(os.close, fd)
 
     assert raised.value.errno == errno.EIO
-    assert proxy.guard.refused >= 1
+    assert proxy.preconditions.refused >= 1
     assert bucket.blob("runs/log.bin").download_as_bytes() == b"theirs"
     assert temporary_parts(bucket) == []
     kept = [path for path in (mounted.cache_dir / "staging").glob("*.data") if path.stat().st_size == SIZE + 5]

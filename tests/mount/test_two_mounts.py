@@ -14,14 +14,13 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.mount.conftest import CALL_TIMEOUT, Mount, Mounter, alive
-from tests.support.metageneration_guard import MetagenerationGuard
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,24 +31,8 @@ KEPT_AT = re.compile(r"(gs://\S+): upload failed \(.*\); the written bytes are k
 
 
 @pytest.fixture
-def guard(gcs_server) -> Iterator[MetagenerationGuard]:
-    """Between the mounts and the server, so metadata PATCHes race as on GCS; stopped only after the mounts."""
-    guarding = MetagenerationGuard(gcs_server.url)
-    guarding.start()
-    yield guarding
-    guarding.stop()
-
-
-@pytest.fixture
-def machines(guard: MetagenerationGuard, mount: Mounter) -> Mounter:
-    """The Mounter pointed at the guard: each mount it makes is another machine on the same bucket."""
-    mount.endpoint = guard.url
-    return mount
-
-
-@pytest.fixture
-def pair(machines: Mounter) -> tuple[Mount, Mount]:
-    first, second = machines(metadata_ttl=TTL), machines(metadata_ttl=TTL)
+def pair(mount: Mounter) -> tuple[Mount, Mount]:
+    first, second = mount(metadata_ttl=TTL), mount(metadata_ttl=TTL)
     assert first.cache_dir != second.cache_dir
     return first, second
 
@@ -145,7 +128,7 @@ def tags_of(bucket, name: str) -> dict[str, Any]:
     return json.loads(bucket.get_blob(name).metadata["octue__tags"])
 
 
-def test_concurrent_setfattr_of_different_tags_on_two_mounts_keeps_both(pair, bucket, guard):
+def test_concurrent_setfattr_of_different_tags_on_two_mounts_keeps_both(pair, bucket, proxy):
     """Each round starts one setfattr process per mount at once, so their PATCHes race on the same
     metageneration: the loser's retry re-reads the object and re-applies its own tag on top."""
     first, second = pair
@@ -164,7 +147,7 @@ def test_concurrent_setfattr_of_different_tags_on_two_mounts_keeps_both(pair, bu
             _, stderr = process.communicate(timeout=CALL_TIMEOUT)
             assert process.returncode == 0, stderr.decode()
 
-    assert guard.refused > 0, "no PATCH ever lost the race: the test raced nothing"
+    assert proxy.preconditions.refused > 0, "no PATCH ever lost the race: the test raced nothing"
     expected = {f"{side}_{number}": number for number in range(RACE_ROUNDS) for side in ("first", "second")}
     assert tags_of(bucket, "meta/readings.csv") == expected
     time.sleep(PAST_TTL)
@@ -173,20 +156,21 @@ def test_concurrent_setfattr_of_different_tags_on_two_mounts_keeps_both(pair, bu
     assert both_alive(first, second)
 
 
-def test_setfattr_from_a_stale_view_merges_instead_of_overwriting(machines, bucket, guard):
+def test_setfattr_from_a_stale_view_merges_instead_of_overwriting(mount, bucket, proxy):
     """The second mount trusts its view for a minute, so its PATCH is certain to carry an old
-    metageneration after the first mount's change: the guard refuses it and the retry merges."""
+    metageneration after the first mount's change: the test proxy refuses it (as GCS would) and the retry merges."""
     blob = bucket.blob("meta/stale.csv")
     blob.metadata = {"owner": "alice", "octue__tags": json.dumps({"kept": "yes"})}
     blob.upload_from_string(b"t,v\n0,1\n")
-    first, stale = machines(metadata_ttl=TTL), machines(metadata_ttl=60)
+    first, stale = mount(metadata_ttl=TTL), mount(metadata_ttl=60)
     assert json.loads(stale.call(os.getxattr, stale / "meta/stale.csv", "user.octue.tags")) == {"kept": "yes"}
 
     first.sh("setfattr", "-n", "user.octue.tag.height", "-v", "350", first / "meta/stale.csv")
     first.sh("setfattr", "-n", "user.octue.labels", "-v", "met-mast", first / "meta/stale.csv")
     stale.sh("setfattr", "-n", "user.octue.tag.site", "-v", "whitelee", stale / "meta/stale.csv")
     stale.sh("setfattr", "-x", "user.octue.tag.kept", stale / "meta/stale.csv")
-    assert guard.refused == 1  # the stale mount's first PATCH; its merged retry adopted the fresh metageneration
+    # The stale mount's first PATCH; its merged retry adopted the fresh metageneration.
+    assert proxy.preconditions.refused == 1
 
     assert tags_of(bucket, "meta/stale.csv") == {"height": 350, "site": "whitelee"}
     stored = bucket.get_blob("meta/stale.csv")

@@ -4,7 +4,7 @@ Counting at the wire proves laziness and request budgets instead of assuming the
 retries, precondition races and broken transfers that the emulator itself never produces. Every
 fault is bounded, in count or in time or both, so a test that forgets to clear one cannot turn
 into a server that never answers again. Generation preconditions the emulator ignores are
-enforced here as GCS enforces them (see `tests.support.generation_guard`).
+enforced here as GCS enforces them (see `tests.support.preconditions`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-from tests.support.generation_guard import GenerationGuard
+from tests.support.preconditions import Preconditions
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding"}
 
 FaultKind = Literal["status", "corrupt", "delay", "reset", "truncate", "short"]
 
@@ -99,7 +100,7 @@ class CountingProxy:
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     down_until: float = 0.0
-    guard: GenerationGuard = field(default_factory=GenerationGuard)
+    preconditions: Preconditions = field(default_factory=Preconditions)
 
     def start(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -117,7 +118,7 @@ class CountingProxy:
             self.requests.clear()
             self.faults.clear()
             self.down_until = 0.0
-            self.guard.refused = 0
+            self.preconditions.refused = 0
 
     def add(self, fault: Fault) -> Fault:
         """Arm `fault` (its time bound starts now); the returned object shows how much of it is left."""
@@ -192,7 +193,7 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.seconds)
             try:
                 headers = {key: value for key, value in self.headers.items()}
-                status, reply_headers, data = proxy.guard.forward(
+                status, reply_headers, data = proxy.preconditions.forward(
                     self.command, self.path, headers, body, self._ask_upstream
                 )
             except OSError:
@@ -214,7 +215,8 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
         def _ask_upstream(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
             try:
-                headers = {key: value for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP}
+                # Replies come back uncompressed, so their object resources can be read and adjusted.
+                headers = {key: value for key, value in self.headers.items() if key.lower() not in NOT_FORWARDED}
                 if method != self.command:  # the guard's own GET carries none of the request's body headers
                     headers = {key: value for key, value in headers.items() if not key.lower().startswith("content-")}
                 connection.request(method, path, body=body, headers=headers)

@@ -1,0 +1,132 @@
+"""Preconditions that GCS enforces and the emulator ignores, enforced by the test proxy.
+
+fake-gcs-server honours `ifGenerationMatch` on simple uploads only: compose, rewrite and resumable
+upload sessions ignore it, so an append joined by compose, a rename's rewrite or a file uploaded
+in parts would replace another writer's object where GCS answers 412. It also never increments
+an object's metageneration on a metadata PATCH and ignores `ifMetagenerationMatch`, so two
+clients racing to change metadata both "win". Without this layer the tests of "never clobber"
+and of the metadata retry-merge would pass whatever octuefs did.
+
+Here every JSON reply reports metagenerations as GCS would (the emulator's plus the PATCHes it
+did not count), and a guarded request whose precondition fails gets 412. Each check runs under
+one lock with the request it guards, so the two are atomic, as on GCS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+Send = Callable[[str, str, bytes], Reply]
+ObjectKey = tuple[str, str, str]  # bucket, name, generation
+
+OBJECT = re.compile(r"^/storage/v1/b/([^/]+)/o/([^/]+)$")
+COMPOSE = re.compile(r"^/storage/v1/b/([^/]+)/o/(.+)/compose$")
+REWRITE = re.compile(r"^/storage/v1/b/[^/]+/o/.+/rewriteTo/b/([^/]+)/o/(.+)$")
+RESUMABLE = re.compile(r"^/upload/storage/v1/b/([^/]+)/o$")
+JSON_REPLY = ("/storage/v1/", "/upload/storage/v1/")
+
+
+def _refusal(condition: str) -> Reply:
+    body = {"error": {"code": 412, "message": f"conditionNotMet ({condition}, enforced by the test proxy)"}}
+    return 412, [("Content-Type", "application/json")], json.dumps(body).encode()
+
+
+@dataclass
+class Preconditions:
+    refused: int = 0
+    bumps: Counter[ObjectKey] = field(default_factory=Counter)
+    sessions: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, send: Send) -> Reply:
+        """Send the request upstream unless a precondition it carries fails; replies as GCS would give them."""
+        target = urlsplit(path)
+        query = parse_qs(target.query)
+        if "alt=media" in target.query or not target.path.startswith(JSON_REPLY):
+            return send(method, path, body)
+        if method == "POST" and RESUMABLE.match(target.path) and "resumable" in query.get("uploadType", []):
+            return self._open_session(target.path, query, body, send, path)
+        if method == "PATCH" and OBJECT.match(target.path):
+            with self.lock:
+                return self._patch(target.path, query, body, send, path)
+        guarded = self._generation_guarded(method, target.path, query, headers)
+        if guarded is None:
+            # Unlocked: a reply racing a PATCH may show one metageneration too few, which can only make
+            # a client's guarded PATCH fail and retry, never let a stale one through.
+            return self._adjusted(send(method, path, body))
+        with self.lock:
+            if self._current(*guarded[:2], send).get("generation", "0") != guarded[2]:
+                self.refused += 1
+                return _refusal("ifGenerationMatch")
+            return self._adjusted(send(method, path, body))
+
+    def _generation_guarded(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[str, str, str] | None:
+        if method == "PUT" and "upload_id" in query:
+            final = not headers.get("Content-Range", "").endswith("/*")
+            session = self.sessions.get(query["upload_id"][0]) if final else None
+            return None if session is None else (session[0], session[1], str(session[2]))
+        match = (COMPOSE.match(path) or REWRITE.match(path)) if method == "POST" else None
+        if match is None or "ifGenerationMatch" not in query:
+            return None
+        return unquote(match.group(1)), unquote(match.group(2)), query["ifGenerationMatch"][0]
+
+    def _open_session(self, path: str, query: dict[str, list[str]], body: bytes, send: Send, full: str) -> Reply:
+        status, headers, data = send("POST", full, body)
+        if status == 200 and "ifGenerationMatch" in query:
+            bucket = unquote(RESUMABLE.match(path).group(1))  # type: ignore[union-attr]
+            name = query["name"][0] if "name" in query else json.loads(body or b"{}")["name"]
+            location = {key.lower(): value for key, value in headers}.get("location", "")
+            upload_id = parse_qs(urlsplit(location).query).get("upload_id", [""])[0]
+            self.sessions[upload_id] = (bucket, name, int(query["ifGenerationMatch"][0]))
+        return status, headers, data
+
+    def _patch(self, path: str, query: dict[str, list[str]], body: bytes, send: Send, full: str) -> Reply:
+        bucket, name = (unquote(part) for part in OBJECT.match(path).groups())  # type: ignore[union-attr]
+        before = self._current(bucket, name, send)
+        if not before:
+            return send("PATCH", full, body)
+        expected = query.get("ifMetagenerationMatch", [None])[0]
+        if expected is not None and int(expected) != self._metageneration(before):
+            self.refused += 1
+            return _refusal("ifMetagenerationMatch")
+        status, headers, data = send("PATCH", full, body)
+        if status == 200:
+            after = json.loads(data)
+            if after.get("metageneration") in (None, before.get("metageneration")):
+                self.bumps[(bucket, name, str(after["generation"]))] += 1
+        return self._adjusted((status, headers, data))
+
+    def _current(self, bucket: str, name: str, send: Send) -> dict[str, Any]:
+        status, _, data = send("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}", b"")
+        return json.loads(data) if status == 200 else {}
+
+    def _metageneration(self, resource: dict[str, Any]) -> int:
+        """The object's metageneration as GCS would report it: the emulator's plus the PATCHes it ignored."""
+        key = (resource["bucket"], resource["name"], str(resource["generation"]))
+        return int(resource.get("metageneration") or 1) + self.bumps[key]
+
+    def _adjusted(self, reply: Reply) -> Reply:
+        """Every object resource in a JSON reply with its metageneration as GCS would report it."""
+        status, headers, data = reply
+        try:
+            document = json.loads(data) if status == 200 else None
+        except ValueError:
+            return reply
+        if not isinstance(document, dict):
+            return reply
+        resources = document.get("items", []) if document.get("kind") == "storage#objects" else [document]
+        for resource in resources:
+            # The emulator's PATCH reply has neither `kind` nor `metageneration`: know an object by its identity.
+            if isinstance(resource, dict) and {"bucket", "name", "generation"} <= resource.keys():
+                resource["metageneration"] = str(self._metageneration(resource))
+        return status, headers, json.dumps(document).encode()
