@@ -136,3 +136,17 @@ def test_an_append_over_another_writers_newer_object_fails_the_close_and_keeps_t
     kept = [path for path in (mounted.cache_dir / "staging").glob("*.data") if path.stat().st_size == SIZE + 5]
     assert len(kept) == 1 and kept[0].read_bytes()[SIZE:] == b"ours\n"
     assert f"the written bytes are kept at {kept[0]}" in mounted.log
+
+
+def test_cached_chunks_of_the_object_are_not_served_after_an_append(mount, bucket):
+    """A joined append makes a new generation, so chunks cached before it are never taken for its bytes
+    (the bundled server keeps the generation on compose; octuefs must still give the result a new one)."""
+    content = large_object(bucket)
+    mounted = mount()
+    assert mounted.read_bytes("runs/log.bin") == content  # every chunk, the last one short, now cached
+    generation = bucket.get_blob("runs/log.bin").generation
+
+    mounted.sh("sh", "-c", f"printf 'after\\n' >> {mounted / 'runs/log.bin'}")
+
+    assert bucket.get_blob("runs/log.bin").generation != generation
+    assert mounted.read_bytes("runs/log.bin") == content + b"after\n"
