@@ -62,8 +62,11 @@ class StagingArea:
 
     def create(self, request: UploadRequest) -> StagedFile:
         staged = StagedFile(self.directory, uuid.uuid4().hex)
+        # Written in place, not renamed into place: there are no staged bytes yet that a torn record
+        # could lose (recovery drops a record without data), and the rename is a journal commit.
+        with open(staged.record_path, "x") as file:
+            json.dump(request.to_dict(), file)
         staged.data_path.touch()
-        staged.write_record(request)
         return staged
 
     def remove(self, staged: StagedFile) -> None:

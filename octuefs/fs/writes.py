@@ -46,6 +46,8 @@ FEEDING_THREADS = 4
 class OpenWrite:
     staged: StagedFile
     fd: int
+    # What the staged file's record on disk says (recovery after a crash sends exactly that).
+    recorded: UploadRequest
     dirty: bool = False
     handles: int = 0
     custom_changes: dict[str, str] = field(default_factory=dict)
@@ -80,6 +82,14 @@ class OpenWrite:
         self.modified_ns = time.time_ns()
 
 
+def _record(state: OpenWrite, request: UploadRequest) -> None:
+    """Record the upload the staged file waits for, unless the record already says exactly that: each
+    write of it is a rename and a journal commit on the cache disk, as long as a small file's upload."""
+    if request != state.recorded:
+        state.staged.write_record(request)
+        state.recorded = request
+
+
 class WriteTracker:
     """The staged content of every inode being written; methods block, so callers run them in threads."""
 
@@ -108,8 +118,9 @@ class WriteTracker:
         with lock:
             state = self.by_ino.get(ino)
             if state is None:
-                staged = self.staging.create(datafile.content_upload_request())
-                state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR))
+                request = datafile.content_upload_request()
+                staged = self.staging.create(request)
+                state = OpenWrite(staged, os.open(staged.data_path, os.O_RDWR), request)
                 stat = datafile.cloud_stat
                 try:
                     if stat is None or truncate:
@@ -142,9 +153,7 @@ class WriteTracker:
         """Stand the object's bytes in as a hole, recorded before anything is written, so recovery after
         a crash joins the staged tail onto the object instead of uploading the hole as zeros."""
         os.ftruncate(state.fd, stat.size)
-        state.staged.write_record(
-            replace(state.staged.read_record(), base_size=stat.size, if_generation_match=stat.generation)
-        )
+        _record(state, replace(state.recorded, base_size=stat.size, if_generation_match=stat.generation))
         state.base = stat
 
     def _copy_in_base(self, state: OpenWrite, source: ObjectStat | None = None, limit: int | None = None) -> None:
@@ -154,7 +163,7 @@ class WriteTracker:
         if base is None:
             return
         self._fill(state, source or base, base.size if limit is None else min(limit, base.size))
-        state.staged.write_record(replace(state.staged.read_record(), base_size=0))
+        _record(state, replace(state.recorded, base_size=0))
         state.base = None
 
     def _fill(self, state: OpenWrite, stat: ObjectStat, size: int) -> None:
@@ -211,7 +220,7 @@ class WriteTracker:
                 feed, state.feed = state.feed, None
             request = self._next_request(datafile, state, sent_changes)
             try:
-                state.staged.write_record(request)
+                _record(state, request)
                 started = time.monotonic()
                 stat = (feed and feed.finish(request)) or request.send(state.staged.data_path)
             except (OctuefsError, OSError) as error:
@@ -226,7 +235,6 @@ class WriteTracker:
             for key, value in sent_changes.items():
                 if state.custom_changes.get(key) == value:
                     del state.custom_changes[key]
-            state.staged.write_record(self._next_request(datafile, state, state.custom_changes))
         logger.info(
             "%s: uploaded %d bytes in %.2f s (generation %d)",
             request.location,
