@@ -397,6 +397,11 @@ def machine_description() -> dict[str, str]:
     revision = subprocess.run(
         ["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "status", "--porcelain", "--", "octuefs"], capture_output=True, text=True
+    ).stdout.strip()
+    if revision and changed:
+        revision += " with uncommitted changes in octuefs/"  # the mounts run the working tree
     return {
         "cpus": f"{os.cpu_count()} online, {len(os.sched_getaffinity(0))} usable ({cpu_model})",
         "memory": memory,
