@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from octuefs.errors import InvalidInputException, NameTooLong
@@ -18,6 +19,10 @@ from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
 logger = logging.getLogger(__name__)
 
 NAME_MAX = 255
+# Lookups in a directory with no fresh listing: after this many, one listing (a request per 1000
+# entries) answers the rest instead of a GET each, as when a program stats a manifest of paths or
+# `find` walks a cold mount.
+LIST_AFTER_PROBES = 4
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class DirectoryCache:
         # Bumped by every local change to a directory: a listing that was in flight meanwhile is
         # older than that change and must not be cached over it.
         self._versions: dict[str, int] = {}
+        self._probes: Counter[str] = Counter()
 
     def object_name(self, path: str) -> str:
         return self.root_prefix + path
@@ -118,8 +124,17 @@ class DirectoryCache:
     def cached_paths(self) -> list[str]:
         return list(self._listings)
 
+    def worth_listing(self, path: str) -> bool:
+        """Count a lookup in `path` that found no fresh listing of it; True when listing it is due."""
+        self._probes[path] += 1
+        if self._probes[path] < LIST_AFTER_PROBES:
+            return False
+        del self._probes[path]
+        return True
+
     def fetch(self, path: str) -> Listing:
         """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
+        self._probes.pop(path, None)
         prefix = self.dir_prefix(path)
         started = time.monotonic()
         version = self._versions.get(path, 0)

@@ -176,3 +176,19 @@ def test_listing_two_thousand_objects_costs_list_requests_only(mount, bucket, gc
     assert "user.octue.id=" in attributes
     assert 'user.octue.cloud_path="gs://' in attributes
     assert proxy.kinds() == []
+
+
+def test_stat_of_many_names_in_an_unlisted_directory_lists_it_once(mount, bucket, gcs_server, proxy):
+    """A program stat-ing a manifest of paths: after a few lookups by name, one listing answers the rest."""
+    names = [f"runs/file-{index:04d}.dat" for index in range(300)]
+    upload_many(gcs_server.url, bucket.name, names)
+    mounted = mount()
+    mounted.call(os.stat, mounted / "runs")  # reach the directory without listing it
+    proxy.reset()
+
+    sizes = mounted.call(lambda: [os.stat(mounted / name).st_size for name in names])
+    missing = mounted.call(lambda: [os.path.exists(mounted / f"runs/absent-{index}") for index in range(50)])
+
+    assert sizes == [len(name) for name in names] and not any(missing)
+    kinds = proxy.kinds()
+    assert kinds.count("list") == 1 and kinds.count("stat") <= 3, kinds
