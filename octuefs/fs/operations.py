@@ -596,7 +596,11 @@ class BucketOperations(pyfuse3.Operations):
     async def getxattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         if name == xattrs.STATS and ino == pyfuse3.ROOT_INODE:
             return json.dumps(self.statistics()).encode()
-        # `ls -l` asks every file for security.selinux: answer names we never store at once.
+        # `ls -l` asks every file for security.selinux and system.posix_acl_access. ENOTSUP (this
+        # filesystem has no such namespace, as is true) makes it stop asking for the rest of the mount,
+        # where ENODATA cost a round trip per file and name.
+        if not name.startswith(xattrs.USER_NAMESPACE):
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         if not name.startswith(xattrs.PREFIX_BYTES):
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         inode = self.inodes[ino]

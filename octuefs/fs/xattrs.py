@@ -24,6 +24,7 @@ from octuefs.metadata.values import dumps, loads
 
 PREFIX = "user.octue."
 PREFIX_BYTES = PREFIX.encode()
+USER_NAMESPACE = b"user."
 ID = PREFIX + "id"
 HASH = PREFIX + "hash"
 CLOUD_PATH = PREFIX + "cloud_path"

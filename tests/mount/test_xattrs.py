@@ -355,3 +355,22 @@ def test_listxattr_lists_exactly_what_is_present(mounted, objects):
     listed = run("getfattr", "--absolute-names", plain)
     assert sorted(listed.stdout.decode().split()[3:]) == sorted(base | {PREFIX + "timestamp", PREFIX + "tag.k"})
     assert mounted.call(os.listxattr, mounted / "tables") == []
+
+
+def test_namespaces_octuefs_has_none_of_are_not_supported_so_ls_stops_asking(mount, bucket):
+    for index in range(50):
+        bucket.blob(f"many/{index}.txt").upload_from_string(b"x")
+    mounted = mount("", "--debug")
+    path = mounted / "many/0.txt"
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OSError) as raised:
+            mounted.call(os.getxattr, path, name)
+        assert raised.value.errno == errno.ENOTSUP, name
+    with pytest.raises(OSError) as raised:
+        mounted.call(os.getxattr, path, "user.other")
+    assert raised.value.errno == errno.ENODATA
+    asked_before = mounted.log.count("fuse getxattr")
+
+    assert len(mounted.sh("ls", "-l", mounted / "many").stdout.splitlines()) == 51
+
+    assert mounted.log.count("fuse getxattr") - asked_before <= 4  # not two for each of the 50 files
