@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from octuefs.errors import InvalidInputException, NameTooLong
+from octuefs.errors import InvalidInputException, NameTooLong, OctuefsError
 from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ NAME_MAX = 255
 # entries) answers the rest instead of a GET each, as when a program stats a manifest of paths or
 # `find` walks a cold mount.
 LIST_AFTER_PROBES = 4
+# Entries such a listing may hold: a bigger directory keeps being probed name by name, so that a
+# lookup never waits for a listing of millions of objects.
+LOOKUP_LISTING_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class DirectoryCache:
         # older than that change and must not be cached over it.
         self._versions: dict[str, int] = {}
         self._probes: Counter[str] = Counter()
+        self._probe_only: set[str] = set()  # too big to list for lookups, or the listing was refused
 
     def object_name(self, path: str) -> str:
         return self.root_prefix + path
@@ -126,19 +130,40 @@ class DirectoryCache:
 
     def worth_listing(self, path: str) -> bool:
         """Count a lookup in `path` that found no fresh listing of it; True when listing it is due."""
+        if path in self._probe_only:
+            return False
         self._probes[path] += 1
         if self._probes[path] < LIST_AFTER_PROBES:
             return False
-        del self._probes[path]
+        self._probes.pop(path, None)
         return True
+
+    def fetch_for_lookups(self, path: str) -> Listing | None:
+        """The directory's listing if it is small enough and may be listed; None: go on probing names."""
+        try:
+            listing = self._list(path, LOOKUP_LISTING_LIMIT)
+        except OctuefsError as error:
+            logger.info("%s: not listed for lookups (%s); looking names up one by one", self.dir_prefix(path), error)
+            listing = None
+        if listing is None:
+            self._probe_only.add(path)
+        return listing
 
     def fetch(self, path: str) -> Listing:
         """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
+        listing = self._list(path, None)
+        assert listing is not None
+        return listing
+
+    def _list(self, path: str, limit: int | None) -> Listing | None:
+        """The listing (also cached), or None when the directory holds `limit` entries or more."""
         self._probes.pop(path, None)
         prefix = self.dir_prefix(path)
         started = time.monotonic()
         version = self._versions.get(path, 0)
-        result = self.storage.list(self.bucket, prefix, delimiter="/")
+        result = self.storage.list(self.bucket, prefix, delimiter="/", limit=limit)
+        if limit is not None and len(result.objects) + len(result.prefixes) >= limit:
+            return None
         entries: dict[str, DirEntry] = {}
         for stat in result.objects:
             name = stat.name[len(prefix) :]

@@ -67,8 +67,10 @@ class Feed:
             with self._lock:
                 self.usable = False
                 self._stopped = True
+                self._job = None
+        # `_job` is cleared by `_claim` (or above) under the lock, never here: a later write may already
+        # have started the next job, which `finish` must wait for.
         with self._lock:
-            self._job = None
             abandoned = not self.usable
         if abandoned:
             self._cancel()
@@ -95,12 +97,16 @@ class Feed:
         if not self.usable or self.request != request:
             self._cancel()
             return None
+        size = self.path.stat().st_size
         try:
             with open(self.path, "rb") as file:
-                return self.upload.finish(file.fileno(), os.fstat(file.fileno()).st_size)
+                return self.upload.finish(file.fileno(), size)
         except PreconditionConflict:
             raise
         except (OctuefsError, OSError) as error:
+            made = self.upload.made(size)
+            if made is not None:
+                return made
             logger.warning("%s: finishing its upload failed (%s); sending it whole", request.location, error)
             self._cancel()
             return None

@@ -190,7 +190,7 @@ class BucketOperations(pyfuse3.Operations):
         pending = self.inodes.find(path, False)
         listing = self.dirs.fresh(parent.path)
         if listing is None and self.dirs.worth_listing(parent.path):
-            listing = await self._blocking(self.dirs.fetch, parent.path)
+            listing = await self._blocking(self.dirs.fetch_for_lookups, parent.path)
         if pending is not None and pending.ino in self.writes.by_ino:
             entry: DirEntry | None = DirEntry(os.fsdecode(name), False)
         elif listing is not None:

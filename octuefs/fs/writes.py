@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile, UploadRequest
-from octuefs.errors import OctuefsError
+from octuefs.errors import OctuefsError, PreconditionConflict
 from octuefs.fs.feeds import Feed
 from octuefs.reader import ObjectReader
 from octuefs.staging import StagedFile, StagingArea
@@ -162,8 +162,9 @@ class WriteTracker:
         base = state.base
         if base is None:
             return
-        self._fill(state, source or base, base.size if limit is None else min(limit, base.size))
-        _record(state, replace(state.recorded, base_size=0))
+        source = source or base
+        self._fill(state, source, base.size if limit is None else min(limit, base.size))
+        _record(state, replace(state.recorded, base_size=0, if_generation_match=source.generation))
         state.base = None
 
     def _fill(self, state: OpenWrite, stat: ObjectStat, size: int) -> None:
@@ -214,30 +215,30 @@ class WriteTracker:
         with state.upload_lock:
             if not state.dirty or state.unlinked:
                 return None
-            with state.lock:
-                sent_changes, sent_count, base = dict(state.custom_changes), state.changes, state.base
-                state.changed_from = sys.maxsize
-                feed, state.feed = state.feed, None
-            request = self._next_request(datafile, state, sent_changes)
+            started = time.monotonic()
+            location = datafile.cloud_path
             try:
-                _record(state, request)
-                started = time.monotonic()
-                stat = (feed and feed.finish(request)) or request.send(state.staged.data_path)
+                with state.lock:  # the request and its record must agree with the hole as it is now
+                    sent_changes, sent_count = dict(state.custom_changes), state.changes
+                    state.changed_from = sys.maxsize
+                    feed, state.feed = state.feed, None
+                    request = self._next_request(datafile, state, sent_changes)
+                    _record(state, request)
+                stat = (feed and feed.finish(request)) or self._send(state, request)
             except (OctuefsError, OSError) as error:
                 kept = state.staged.data_path
-                logger.error("%s: upload failed (%s); the written bytes are kept at %s", request.location, error, kept)
+                logger.error("%s: upload failed (%s); the written bytes are kept at %s", location, error, kept)
                 raise
             datafile.adopt_uploaded(stat)
             with state.lock:
                 state.dirty = state.changes != sent_count
-                if base is not None:
-                    self._rebase(state, stat)
+                self._rebase(state, stat)
             for key, value in sent_changes.items():
                 if state.custom_changes.get(key) == value:
                     del state.custom_changes[key]
         logger.info(
             "%s: uploaded %d bytes in %.2f s (generation %d)",
-            request.location,
+            location,
             stat.size,
             time.monotonic() - started,
             stat.generation,
@@ -253,12 +254,32 @@ class WriteTracker:
             return request
         return replace(request, base_size=base.size, if_generation_match=base.generation)
 
+    def _send(self, state: OpenWrite, request: UploadRequest) -> ObjectStat:
+        """Send the request; an append refused for another reason than a newer object (compose needs a
+        storage class and permissions a plain upload does not) copies the hole in and goes up whole."""
+        try:
+            return request.send(state.staged.data_path)
+        except PreconditionConflict:
+            raise
+        except OctuefsError as error:
+            if not request.base_size:
+                raise
+            logger.warning("%s: joining the appended bytes on failed (%s); sending it whole", request.location, error)
+        with state.lock:
+            self._copy_in_base(state)
+            request = replace(request, base_size=0)
+            _record(state, request)
+        return request.send(state.staged.data_path)
+
     def _rebase(self, state: OpenWrite, uploaded: ObjectStat) -> None:
         """After joining bytes on: the new object stands for the whole staged file when nothing in it
         changed during the upload; otherwise only the hole is filled from it (the same bytes), and the
         next upload sends the file whole. The caller holds `state.lock`."""
+        if state.base is None:
+            return
         if state.changed_from >= uploaded.size:
             state.base = uploaded
+            _record(state, replace(state.recorded, base_size=uploaded.size, if_generation_match=uploaded.generation))
         else:
             self._copy_in_base(state, source=uploaded)
 
@@ -273,6 +294,9 @@ class WriteTracker:
         state = self.by_ino.get(ino)
         if state is not None:
             state.unlinked = True
+            if state.feed is not None:
+                state.feed.abandon()  # its parts would only go up to be thrown away
+                state.feed = None
             # Without its record, a crash before the last release cannot bring the file back.
             state.staged.record_path.unlink(missing_ok=True)
             if state.handles <= 0:

@@ -164,6 +164,20 @@ class _ReportingReader:
         return getattr(self._file, name)
 
 
+class _RetriedLog:
+    """A retry predicate that remembers letting a transient failure be retried: a 412 after one may be
+    the answer to our own first attempt, applied by the server but with its reply lost."""
+
+    def __init__(self) -> None:
+        self.any = False
+
+    def __call__(self, error: Exception) -> bool:
+        if _should_retry(error):
+            self.any = True
+            return True
+        return False
+
+
 class _ChecksummingWriter:
     """A write-only file that computes the crc32c of what passes through it."""
 
@@ -437,14 +451,7 @@ class GCSStorage:
         blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
         blob.metadata = dict(metadata)
         size = os.path.getsize(source) - offset
-        transient_failures: list[Exception] = []
-
-        def retried(error: Exception) -> bool:
-            if _should_retry(error):
-                transient_failures.append(error)
-                return True
-            return False
-
+        retried = _RetriedLog()
         try:
             with open(source, "rb") as file, self._request("upload", CloudLocation(bucket, name), "upload it"):
                 file.seek(offset)
@@ -458,7 +465,7 @@ class GCSStorage:
                     timeout=self._timeout,
                 )
         except PreconditionConflict:
-            crc32c = crc32c_of_file(source, offset=offset) if transient_failures else None
+            crc32c = crc32c_of_file(source, offset=offset) if retried.any else None
             mine = self._own_lost_upload(bucket, name, crc32c, size, metadata) if crc32c else None
             if mine is None:
                 raise
@@ -506,17 +513,30 @@ class GCSStorage:
         destination.metadata = dict(metadata)
         destination.content_type = content_type
         sources = [self._blob(bucket, name, if_generation_match), self._blob(bucket, part_name, part.generation)]
+        retried = _RetriedLog()
+        lost_reply: ObjectStat | None = None
         try:
             with self._request("compose", CloudLocation(bucket, name), f"append {part.size} bytes to it"):
                 destination.compose(
-                    sources, if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
+                    sources,
+                    if_generation_match=if_generation_match,
+                    retry=self._retry.with_predicate(retried),
+                    timeout=self._timeout,
                 )
+        except PreconditionConflict:
+            # Refused after a retry: maybe the first attempt was applied and only its reply was lost.
+            current = self.stat(bucket, name) if retried.any else None
+            if current is None or current.generation == if_generation_match:
+                raise
+            if (current.size, dict(current.metadata)) != (base_size + part.size, dict(metadata)):
+                raise
+            lost_reply = current
         finally:
             try:
                 self.delete(bucket, part_name, part.generation)
             except OctuefsError as error:
                 logger.warning("gs://%s/%s: temporary part left behind: %s", bucket, part_name, error)
-        joined = ObjectStat.from_blob(destination)
+        joined = lost_reply or ObjectStat.from_blob(destination)
         if joined.generation == if_generation_match:
             # fake-gcs-server (the bundled server) composes in place, keeping the generation; GCS always
             # makes a new one. A generation must name one content (cached chunks and every precondition

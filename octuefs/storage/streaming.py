@@ -20,6 +20,7 @@ import google_crc32c
 import requests
 from google.api_core import exceptions as api_exceptions
 
+from octuefs.errors import OctuefsError
 from octuefs.storage.gcs import ObjectStat
 from octuefs.storage.paths import CloudLocation
 
@@ -59,10 +60,12 @@ class FileRange:
 
 
 class StreamingUpload:
-    def __init__(self, storage: GCSStorage, location: CloudLocation, url: str) -> None:
+    def __init__(self, storage: GCSStorage, location: CloudLocation, url: str, metadata: Mapping[str, str]) -> None:
         self.storage = storage
         self.location = location
         self.url = url
+        self.metadata = dict(metadata)
+        self.final_crc32c: str | None = None
         self.sent = 0
         self.checksum = google_crc32c.Checksum()
 
@@ -86,7 +89,7 @@ class StreamingUpload:
                 timeout=storage._timeout,
                 retry=storage._retry,
             )
-        return cls(storage, location, url)
+        return cls(storage, location, url, metadata)
 
     def send(self, fd: int, end: int) -> None:
         """Bytes [sent, end) of the file, `end - sent` a multiple of 256 KiB, to be followed by more."""
@@ -99,11 +102,24 @@ class StreamingUpload:
         whole = self.checksum.copy()
         for _ in FileRange(fd, self.sent, size, whole):
             pass
-        digest = {"X-Goog-Hash": "crc32c=" + base64.b64encode(whole.digest()).decode()}
+        self.final_crc32c = base64.b64encode(whole.digest()).decode()
+        digest = {"X-Goog-Hash": f"crc32c={self.final_crc32c}"}
         span = f"bytes {self.sent}-{size - 1}/{size}" if size > self.sent else f"bytes */{size}"
         response = self._put(FileRange(fd, self.sent, size), span, digest, (200, 201), "finish the upload")
         self.sent = size
         return ObjectStat.from_resource(self.location.bucket, response.json())
+
+    def made(self, size: int) -> ObjectStat | None:
+        """After a failed finish: the object, if the server made it and only its reply was lost (the
+        bytes and metadata are exactly ours), so that a stored upload is not sent again into a conflict."""
+        try:
+            current = self.storage.stat(self.location.bucket, self.location.name)
+        except OctuefsError:
+            return None
+        if current is None or self.final_crc32c is None:
+            return None
+        mine = (current.size, current.crc32c, dict(current.metadata)) == (size, self.final_crc32c, self.metadata)
+        return current if mine else None
 
     def cancel(self) -> None:
         """Drop the session (it would otherwise linger on the server for a week); failures do not matter."""

@@ -14,12 +14,14 @@ import errno
 import json
 import os
 import signal
+import time
 
 import pytest
 
 from octuefs.storage.gcs import TEMPORARY_PREFIX
 from tests.mount.conftest import is_mount, run, wait_gone
 from tests.mount.test_write_workflows import assert_identity_kept, octue_object
+from tests.support.http_proxy import Fault
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -130,7 +132,11 @@ def test_an_append_over_another_writers_newer_object_fails_the_close_and_keeps_t
         mounted.call(os.close, fd)
 
     assert raised.value.errno == errno.EIO
-    assert proxy.preconditions.refused >= 1
+    deadline = time.monotonic() + 20
+    while mounted.log.count("runs/log.bin: upload failed") < 2:  # close's FLUSH, then the RELEASE after it
+        assert time.monotonic() < deadline, mounted.log
+        time.sleep(0.05)
+    assert proxy.preconditions.refused >= 2
     assert bucket.blob("runs/log.bin").download_as_bytes() == b"theirs"
     assert temporary_parts(bucket) == []
     kept = [path for path in (mounted.cache_dir / "staging").glob("*.data") if path.stat().st_size == SIZE + 5]
@@ -150,3 +156,30 @@ def test_cached_chunks_of_the_object_are_not_served_after_an_append(mount, bucke
 
     assert bucket.get_blob("runs/log.bin").generation != generation
     assert mounted.read_bytes("runs/log.bin") == content + b"after\n"
+
+
+def test_an_append_the_server_will_not_compose_goes_up_whole(mount, bucket, proxy):
+    """Compose needs what a plain upload does not (one storage class, rights at the bucket's root):
+    refused, the hole is copied in and the file sent whole, instead of failing every close."""
+    content = large_object(bucket)
+    mounted = mount()
+    proxy.inject("POST", r"/compose", 403, 10)
+
+    mounted.sh("sh", "-c", f"printf 'tail\\n' >> {mounted / 'runs/log.bin'}")
+
+    blob = bucket.get_blob("runs/log.bin")
+    assert blob.download_as_bytes() == content + b"tail\n"
+    assert_identity_kept(blob, content_type="application/octet-stream")
+    assert "joining the appended bytes on failed" in mounted.log
+    assert temporary_parts(bucket) == []
+
+
+def test_a_compose_whose_reply_was_lost_is_not_taken_for_a_conflict(mount, bucket, proxy):
+    content = large_object(bucket)
+    mounted = mount()
+    proxy.add(Fault("reset", "POST", r"/compose", remaining=1, after_server=True))
+
+    mounted.sh("sh", "-c", f"printf 'tail\\n' >> {mounted / 'runs/log.bin'}")
+
+    assert bucket.blob("runs/log.bin").download_as_bytes() == content + b"tail\n"
+    assert "upload failed" not in mounted.log

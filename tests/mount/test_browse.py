@@ -192,3 +192,18 @@ def test_stat_of_many_names_in_an_unlisted_directory_lists_it_once(mount, bucket
     assert sizes == [len(name) for name in names] and not any(missing)
     kinds = proxy.kinds()
     assert kinds.count("list") == 1 and kinds.count("stat") <= 3, kinds
+
+
+def test_a_directory_that_cannot_be_listed_is_still_looked_up_name_by_name(mount, bucket, gcs_server, proxy):
+    """Credentials that may read objects but not list them: lookups go on probing instead of failing."""
+    names = [f"runs/file-{index:04d}.dat" for index in range(12)]
+    upload_many(gcs_server.url, bucket.name, names)
+    mounted = mount()
+    mounted.call(os.stat, mounted / "runs")
+    proxy.reset()
+    proxy.inject("GET", r"/storage/v1/b/[^/]+/o\?.*delimiter", 403, 1000)
+
+    sizes = mounted.call(lambda: [os.stat(mounted / name).st_size for name in names])
+
+    assert sizes == [len(name) for name in names]
+    assert "not listed for lookups" in mounted.log

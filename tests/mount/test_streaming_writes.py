@@ -16,6 +16,7 @@ import time
 import pytest
 
 from octuefs.storage.gcs import StorageSettings
+from tests.support.http_proxy import Fault
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,3 +97,16 @@ def test_another_writer_creating_the_name_meanwhile_fails_the_close(mount, bucke
     assert raised.value.errno == errno.EIO
     assert bucket.blob("big.bin").download_as_bytes() == b"theirs"
     assert "the written bytes are kept at" in mounted.log
+
+
+def test_a_last_part_whose_reply_was_lost_is_not_sent_again(mount, bucket, proxy):
+    content = os.urandom(SIZE)
+    mounted = mount()
+    proxy.reset()
+
+    fd = write_and_wait_for_parts(mounted, "big.bin", content, proxy, parts=2)
+    proxy.add(Fault("reset", "PUT", r"upload_id=", remaining=1, after_server=True))
+    mounted.call(os.close, fd)
+
+    assert bucket.blob("big.bin").download_as_bytes() == content
+    assert "upload failed" not in mounted.log

@@ -62,11 +62,27 @@ class Preconditions:
             # Unlocked: a reply racing a PATCH may show one metageneration too few, which can only make
             # a client's guarded PATCH fail and retry, never let a stale one through.
             return self._adjusted(send(method, path, body))
+        bucket, name, expected = guarded
         with self.lock:
-            if self._current(*guarded[:2], send).get("generation", "0") != guarded[2]:
+            current = self._current(bucket, name, send)
+            if current.get("generation", "0") != expected:
                 self.refused += 1
                 return _refusal("ifGenerationMatch")
-            return self._adjusted(send(method, path, body))
+            reply = send(method, path, body)
+            if COMPOSE.match(target.path) and reply[0] == 200 and current:
+                reply = self._new_generation(bucket, name, current["generation"], reply, send)
+            return self._adjusted(reply)
+
+    @staticmethod
+    def _new_generation(bucket: str, name: str, before: str, reply: Reply, send: Send) -> Reply:
+        """A compose onto an existing object makes a new generation on GCS; the emulator keeps the old
+        one, so a retried compose would pass its guard and join the bytes on twice. Copying the object
+        onto itself gives it the new generation GCS would have."""
+        if json.loads(reply[2]).get("generation") != before:
+            return reply
+        quoted = f"b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+        status, _, data = send("POST", f"/storage/v1/{quoted}/rewriteTo/{quoted}", b"")
+        return (200, reply[1], json.dumps(json.loads(data)["resource"]).encode()) if status == 200 else reply
 
     def _generation_guarded(
         self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
