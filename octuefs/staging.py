@@ -17,13 +17,17 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from octuefs.datafile import UploadRequest
 from octuefs.errors import OctuefsError
-from octuefs.storage.gcs import GCSStorage
+from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage
 
 logger = logging.getLogger(__name__)
+
+# Older than any append could take: a part this old was left by a crash, not by an append in flight.
+STALE_PART_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,28 @@ def _recover_one(area: StagingArea, staged: StagedFile, storage: GCSStorage, los
         f"{location} changed since these bytes were staged (generation {request.if_generation_match} → "
         f"{current_generation}); not uploaded, kept at {kept}{hole}"
     )
+
+
+def remove_stale_parts(storage: GCSStorage, bucket: str, older_than: timedelta = STALE_PART_AGE) -> list[str]:
+    """Delete appended bytes a crash left waiting under `.octuefs_tmp/` (see `GCSStorage.append`).
+
+    Listings hide them, so nobody would notice what they cost. Only old ones go: a younger part may
+    belong to an append another mount of the bucket is making right now.
+    """
+    removed = []
+    try:
+        parts = storage.list(bucket, TEMPORARY_PREFIX).objects
+    except OctuefsError as error:
+        logger.info("gs://%s/%s: not listed for leftover parts (%s)", bucket, TEMPORARY_PREFIX, error)
+        return removed
+    cutoff = datetime.now(UTC) - older_than
+    for part in parts:
+        if part.updated is not None and part.updated < cutoff:
+            try:
+                storage.delete(bucket, part.name, part.generation)
+            except OctuefsError as error:
+                logger.warning("%s: could not remove this leftover part: %s", part.location, error)
+                continue
+            logger.info("removed %s, a part a crashed append left behind", part.location)
+            removed.append(part.name)
+    return removed

@@ -20,7 +20,7 @@ from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
 from octuefs.fs.writes import WriteTracker
 from octuefs.logs import formatter
-from octuefs.staging import StagingArea, recover
+from octuefs.staging import StagingArea, recover, remove_stale_parts
 from octuefs.storage.gcs import configure, get_storage
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     # recover() logs one line per staged file (uploaded, or kept aside and where); logging its report
     # again here would double each line and call bytes that were set aside "recovered".
     recover(staging, storage, config.resolved_cache_dir / "lost+found")
+    remove_stale_parts(storage, config.bucket)
     writes = WriteTracker(staging, cache, storage, config.chunk_size)
     operations = BucketOperations(config, storage, cache, writes)
     record = pid_file(config.mountpoint)

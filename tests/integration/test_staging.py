@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from octuefs.datafile import Datafile
-from octuefs.staging import StagingArea, recover
-from octuefs.storage.gcs import get_storage
+from octuefs.staging import StagingArea, recover, remove_stale_parts
+from octuefs.storage.gcs import TEMPORARY_PREFIX, get_storage
 
 
 def test_new_file_is_uploaded_with_its_metadata(bucket, tmp_path, proxy) -> None:
@@ -70,3 +71,15 @@ def test_new_file_whose_name_was_taken_meanwhile_is_set_aside(bucket, tmp_path, 
 
     assert bucket.blob("race.txt").download_as_bytes() == b"theirs"
     assert "not uploaded" in report[0]
+
+
+def test_parts_a_crashed_append_left_are_removed_once_old(bucket) -> None:
+    for name in (f"{TEMPORARY_PREFIX}a", f"{TEMPORARY_PREFIX}b"):
+        bucket.blob(name).upload_from_string(b"tail")
+    bucket.blob("kept.txt").upload_from_string(b"not a part")
+
+    assert remove_stale_parts(get_storage(), bucket.name) == []  # young: maybe an append in flight
+    removed = remove_stale_parts(get_storage(), bucket.name, older_than=timedelta(0))
+
+    assert sorted(removed) == [f"{TEMPORARY_PREFIX}a", f"{TEMPORARY_PREFIX}b"]
+    assert [blob.name for blob in bucket.list_blobs()] == ["kept.txt"]
