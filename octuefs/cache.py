@@ -21,6 +21,8 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,10 @@ import google_crc32c
 from octuefs.storage.gcs import ObjectStat
 
 logger = logging.getLogger(__name__)
+
+# Chunk writes to disk run on these threads, with at most PENDING_WRITES chunks waiting.
+WRITER_THREADS = 2
+PENDING_WRITES = 32
 
 TRAILER_BYTES = 4
 DEFAULT_CHUNK_SIZE = 1024 * 1024
@@ -77,6 +83,10 @@ class ChunkCache:
         self._bytes = 0
         self.hits = 0
         self.misses = 0
+        # Bumped by `drop`: a chunk written in the background for an earlier epoch is not kept.
+        self._epochs: dict[str, int] = {}
+        self._writer = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="octuefs-cache-write")
+        self._pending_writes = threading.Semaphore(PENDING_WRITES)
         self._load_existing()
 
     def _load_existing(self) -> None:
@@ -199,7 +209,40 @@ class ChunkCache:
         with self._lock:
             self._keep_in_memory(self._file_name(key, index), data)
 
-    def persist(self, key: ChunkKey, index: int, data: bytes) -> None:
+    def persist_soon(
+        self, key: ChunkKey, index: int, data: bytes, where: str, then: Callable[[], None] | None = None
+    ) -> None:
+        """Write a chunk (already in memory) to disk in the background, so that the reader that fetched
+        it returns at once; when PENDING_WRITES chunks already wait, write it now (their bytes are held
+        until written, so a reader outrunning the disk is slowed to its pace instead of growing memory).
+        `then` runs once the chunk is on disk.
+        """
+        epoch = self._epochs.get(key.digest, 0)
+        arguments = (key, index, data, epoch, where, then)
+        if not self._pending_writes.acquire(blocking=False):
+            self._persist_or_warn(*arguments)
+            return
+        future = self._writer.submit(self._persist_or_warn, *arguments)
+        future.add_done_callback(lambda _: self._pending_writes.release())
+
+    def close(self) -> None:
+        """Finish the chunk writes still waiting (a process ending with os._exit would drop them)."""
+        self._writer.shutdown(wait=True)
+
+    def _persist_or_warn(
+        self, key: ChunkKey, index: int, data: bytes, epoch: int, where: str, then: Callable[[], None] | None
+    ) -> None:
+        try:
+            self.persist(key, index, data, epoch)
+        except OSError as error:
+            # A full or failing cache disk must not fail reads: the bytes are in memory.
+            logger.warning("%s: could not cache chunk %d on disk: %s", where, index, error)
+            return
+        if then is not None:
+            then()
+
+    def persist(self, key: ChunkKey, index: int, data: bytes, epoch: int | None = None) -> None:
+        """Write a chunk to disk; if `epoch` is given and its object was dropped since, it is not kept."""
         file_name = self._file_name(key, index)
         path = self._path(file_name)
         if path.parent not in self._made_directories:
@@ -216,6 +259,9 @@ class ChunkCache:
                 os.unlink(temporary)
             raise
         with self._lock:
+            if epoch is not None and self._epochs.get(key.digest, 0) != epoch:
+                path.unlink(missing_ok=True)
+                return
             if file_name in self._lru:
                 self._bytes -= self._lru[file_name]
                 self._lru[file_name] = len(data) + TRAILER_BYTES
@@ -228,6 +274,7 @@ class ChunkCache:
     def drop(self, key: ChunkKey) -> None:
         """Remove every chunk of an object generation (e.g. when its full checksum did not match)."""
         with self._lock:
+            self._epochs[key.digest] = self._epochs.get(key.digest, 0) + 1
             indices = list(self._per_object.get(key.digest, ()))
             for index in indices:
                 file_name = self._file_name(key, index)

@@ -98,11 +98,7 @@ class ObjectReader:
                     self.cache.put_in_memory(self.key, index, part)
                     owned[index].set_result(part)
                 for index, part in parts.items():
-                    try:
-                        self.cache.persist(self.key, index, part)
-                    except OSError as error:
-                        # A full or failing cache disk must not fail reads: the bytes are in memory.
-                        logger.warning("%s: could not cache chunk %d on disk: %s", self.stat.location, index, error)
+                    self.cache.persist_soon(self.key, index, part, str(self.stat.location), then=self._check_complete)
         except BaseException as error:
             for future in owned.values():
                 if not future.done():
@@ -112,6 +108,9 @@ class ObjectReader:
             with self._lock:
                 for index in owned:
                     self._in_flight.pop(index, None)
+
+    def _check_complete(self) -> None:
+        """Once every chunk is on disk, check the whole object against its crc32c, in the background."""
         if len(self.cache.cached_indices(self.key)) == self.chunk_count:
             threading.Thread(target=self._verify_whole_object, daemon=True).start()
 

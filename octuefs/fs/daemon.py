@@ -151,5 +151,6 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
         if metrics is not None:
             metrics.shutdown()
         pyfuse3.close(unmount=True)
+        cache.close()
         record.unlink(missing_ok=True)
         logger.info("unmounted %s", config.mountpoint)
