@@ -330,12 +330,15 @@ class BucketOperations(pyfuse3.Operations):
         handle = self.handles[fh]
         state = self.writes.by_ino.get(handle.inode.ino)
         if state is not None:
-            return await self._blocking(self.writes.read, state, offset, size)
-        assert handle.reader is not None
-        data = handle.reader.read_from_memory(offset, size)
+            try:
+                return await self._blocking(self.writes.read, state, offset, size)
+            except FileNotFoundError:
+                pass  # the last writer's release uploaded and dropped the staged copy meanwhile
+        reader = self._reader_of(handle)
+        data = reader.read_from_memory(offset, size)
         if data is None:
             try:
-                data = await self._blocking(handle.reader.read, offset, size)
+                data = await self._blocking(reader.read, offset, size)
             except CloudObjectNotFound:
                 # The generation this file was opened at was replaced or deleted meanwhile.
                 raise pyfuse3.FUSEError(errno.ESTALE) from None
@@ -343,6 +346,18 @@ class BucketOperations(pyfuse3.Operations):
             for span in handle.plan_readahead(offset, size):
                 self.nursery.start_soon(prefetch, handle, span, self.limiter)
         return data
+
+    def _reader_of(self, handle: FileHandle) -> ObjectReader:
+        """The handle's reader, moved on to what this mount uploaded since the handle was opened: a
+        program that wrote a file through another descriptor reads its new bytes, as on a local disk
+        (and as it did while they were staged). Other writers' changes are not followed mid-handle."""
+        stat, current = handle.inode.stat, handle.reader
+        uploaded_here = stat is not None and stat.generation == handle.inode.uploaded_generation
+        if uploaded_here and (current is None or current.stat.generation != stat.generation):
+            assert stat is not None
+            handle.reader = ObjectReader(stat, self.cache, self.storage, self.config.chunk_size)
+        assert handle.reader is not None
+        return handle.reader
 
     @fuse_errors
     async def write(self, fh: int, offset: int, data: bytes) -> int:
@@ -360,6 +375,7 @@ class BucketOperations(pyfuse3.Operations):
                 # Removed while its upload was in flight: the rm must stick.
                 await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
             elif stat is not None:
+                inode.uploaded_generation = stat.generation
                 inode.refresh(inode.datafile)
                 name = inode.path.rpartition("/")[2]
                 self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
