@@ -110,16 +110,15 @@ class StreamingUpload:
         return ObjectStat.from_resource(self.location.bucket, response.json())
 
     def made(self, size: int) -> ObjectStat | None:
-        """After a failed finish: the object, if the server made it and only its reply was lost (the
-        bytes and metadata are exactly ours), so that a stored upload is not sent again into a conflict."""
+        """After a failed finish: the object, if the server made it and only its reply was lost, so that
+        a stored upload is not sent again into a conflict."""
+        if self.final_crc32c is None:
+            return None
+        bucket, name = self.location.bucket, self.location.name
         try:
-            current = self.storage.stat(self.location.bucket, self.location.name)
+            return self.storage._own_lost_upload(bucket, name, self.final_crc32c, size, self.metadata)
         except OctuefsError:
             return None
-        if current is None or self.final_crc32c is None:
-            return None
-        mine = (current.size, current.crc32c, dict(current.metadata)) == (size, self.final_crc32c, self.metadata)
-        return current if mine else None
 
     def cancel(self) -> None:
         """Drop the session (it would otherwise linger on the server for a week); failures do not matter."""
