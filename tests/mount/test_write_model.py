@@ -246,6 +246,20 @@ def test_random_writes_match_a_local_directory_and_reach_the_bucket(mount, bucke
 WRITER = "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), open(sys.argv[2], 'wb'), 65536)"
 
 
+def run_at_once(mounted, commands: list[list[str]]) -> None:
+    """Start every command, then wait for each: all must succeed (their stderr and the daemon log say
+    why not); any still running when the test fails is killed."""
+    processes = [subprocess.Popen(command, stderr=subprocess.PIPE) for command in commands]
+    try:
+        for command, process in zip(commands, processes, strict=True):
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, f"{command}: {stderr.decode(errors='replace')}\n{mounted.log[-3000:]}"
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
 def test_eight_files_written_at_once_by_separate_processes_all_arrive(mount, bucket, tmp_path):
     mounted = mount()
     mounted.call(os.mkdir, mounted / "out")
@@ -261,15 +275,7 @@ def test_eight_files_written_at_once_by_separate_processes_all_arrive(mount, buc
         else:
             commands.append([sys.executable, "-c", WRITER, str(source), str(mounted / name)])
 
-    writers = [subprocess.Popen(command, stderr=subprocess.PIPE) for command in commands]
-    try:
-        for command, writer in zip(commands, writers, strict=True):
-            _, stderr = writer.communicate(timeout=60)
-            assert writer.returncode == 0, f"{command}: {stderr.decode(errors='replace')}\n{mounted.log[-3000:]}"
-    finally:
-        for writer in writers:
-            if writer.poll() is None:
-                writer.kill()
+    run_at_once(mounted, commands)
 
     assert sorted(mounted.call(os.listdir, mounted / "out")) == sorted(name.split("/")[1] for name in sources)
     for name, source in sources.items():
@@ -322,18 +328,7 @@ WRITERS = ("alpha", "beta", "gamma")
 def test_processes_appending_to_one_file_lose_no_line(mount, bucket):
     """Their fsyncs and closes upload the shared staged file while the others keep writing to it."""
     mounted = mount()
-    appenders = [
-        subprocess.Popen([sys.executable, "-c", APPENDER, str(mounted / "shared.log"), writer], stderr=subprocess.PIPE)
-        for writer in WRITERS
-    ]
-    try:
-        for appender in appenders:
-            _, stderr = appender.communicate(timeout=60)
-            assert appender.returncode == 0, f"{stderr.decode(errors='replace')}\n{mounted.log[-3000:]}"
-    finally:
-        for appender in appenders:
-            if appender.poll() is None:
-                appender.kill()
+    run_at_once(mounted, [[sys.executable, "-c", APPENDER, str(mounted / "shared.log"), writer] for writer in WRITERS])
 
     expected = sorted(f"{writer} line {number:03d}" for writer in WRITERS for number in range(200))
     assert sorted(mounted.read_bytes("shared.log").decode().splitlines()) == expected
@@ -373,18 +368,7 @@ def test_processes_opening_one_existing_file_at_once_share_one_staged_copy(mount
     bucket.blob("shared.bin").upload_from_string(base)
     mounted = mount()
     names = [f"writer-{number}" for number in range(4)]
-    openers = [
-        subprocess.Popen([sys.executable, "-c", OPENER, str(mounted / "shared.bin"), name], stderr=subprocess.PIPE)
-        for name in names
-    ]
-    try:
-        for opener in openers:
-            _, stderr = opener.communicate(timeout=60)
-            assert opener.returncode == 0, f"{stderr.decode(errors='replace')}\n{mounted.log[-3000:]}"
-    finally:
-        for opener in openers:
-            if opener.poll() is None:
-                opener.kill()
+    run_at_once(mounted, [[sys.executable, "-c", OPENER, str(mounted / "shared.bin"), name] for name in names])
 
     content = bucket.blob("shared.bin").download_as_bytes()
     assert content[: len(base)] == base
