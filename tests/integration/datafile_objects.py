@@ -1,6 +1,6 @@
 """Objects the Datafile integration tests arrange on the server directly (never through the proxy).
 
-The golden objects are exactly what the Octue SDK 0.69.1 wrote (`/work/shared/octue-golden.json`),
+The golden objects are exactly what the Octue SDK 0.69.1 wrote (`tests/data/octue-golden.json`),
 so a test starting from one also proves octuefs reads and re-writes Octue's own bytes.
 """
 
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import google_crc32c
 from google.cloud import storage
 
-GOLDEN_PATH = Path("/work/shared/octue-golden.json")
-GOLDEN_OBJECTS: list[dict[str, Any]] = json.loads(GOLDEN_PATH.read_text())["objects"]
+from tests.support.golden import GOLDEN_OBJECTS
+
 GOLDEN_CSV = GOLDEN_OBJECTS[0]
 
 CSV = GOLDEN_CSV["content"].encode()

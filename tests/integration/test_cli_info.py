@@ -18,10 +18,10 @@ import pytest
 import octuefs
 from octuefs import Datafile
 from octuefs.cli.main import main
+from tests.support.golden import GOLDEN_OBJECTS
 
 OCTUEFS = Path(sys.executable).parent / "octuefs"
-GOLDEN_PATH = Path(__file__).parents[3] / "shared" / "octue-golden.json"
-GOLDEN_CSV = json.loads(GOLDEN_PATH.read_text())["objects"][0]
+GOLDEN_CSV = GOLDEN_OBJECTS[0]
 CSV = GOLDEN_CSV["content"].encode()
 EXPECTED_TAGS = GOLDEN_CSV["given_to_octue"]["tags"]
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import gc
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 from octuefs import Datafile
+from tests.support.golden import GOLDEN_OBJECTS
 
-GOLDEN_PATH = Path(__file__).parents[3] / "shared" / "octue-golden.json"
-GOLDEN = json.loads(GOLDEN_PATH.read_text())["objects"][2]
+GOLDEN = GOLDEN_OBJECTS[2]
 SPEED = [3.5, 4.25, 5.0]
 
 

@@ -1,7 +1,4 @@
-"""Golden tests: the exact bytes the Octue SDK 0.69.1 wrote (`shared/octue-golden.json`), both ways.
-
-The golden file sits in `shared/`, beside the repository checkout, so it is found relative to this file.
-"""
+"""Golden tests: the exact bytes the Octue SDK 0.69.1 wrote (`tests/data/octue-golden.json`), both ways."""
 
 from __future__ import annotations
 
@@ -18,10 +15,9 @@ from octuefs.metadata.local_store import LocalMetadataStore
 from octuefs.metadata.model import OCTUE_SDK_VERSION, OctueMetadata
 from octuefs.metadata.tags import TagDict
 from octuefs.storage.gcs import crc32c_of_bytes
+from tests.support.golden import GOLDEN_OBJECTS
 
-GOLDEN_PATH = Path(__file__).parents[3] / "shared" / "octue-golden.json"
-GOLDEN: dict[str, Any] = json.loads(GOLDEN_PATH.read_text())
-OBJECTS: list[dict[str, Any]] = GOLDEN["objects"]
+OBJECTS = GOLDEN_OBJECTS
 
 
 def metadata_given_to_octue(given: dict[str, Any]) -> OctueMetadata:
