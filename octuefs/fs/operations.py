@@ -34,7 +34,7 @@ from octuefs.fs.inodes import Inode, InodeTable
 from octuefs.fs.writes import OpenWrite, WriteTracker
 from octuefs.metadata.model import OctueMetadata
 from octuefs.reader import ObjectReader
-from octuefs.storage.gcs import GCSStorage
+from octuefs.storage.gcs import GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
 
@@ -499,12 +499,19 @@ class BucketOperations(pyfuse3.Operations):
         self.dirs.invalidate(parent.path)
         self.dirs.invalidate(path)
 
-    def _pending_paths(self) -> list[str]:
+    def _pending(self) -> list[Inode]:
         """Files being written here that still have a name: no server listing shows them before upload."""
-        return [inode.path for ino in self.writes.named() if (inode := self.inodes.find_by_number(ino)) is not None]
+        return [inode for ino in self.writes.named() if (inode := self.inodes.find_by_number(ino)) is not None]
 
-    def _pending_under(self, path: str) -> bool:
-        return any(pending.startswith(path + "/") for pending in self._pending_paths())
+    def _pending_paths(self) -> list[str]:
+        return [inode.path for inode in self._pending()]
+
+    def _pending_under(self, path: str) -> list[Inode]:
+        return [inode for inode in self._pending() if inode.path.startswith(path + "/")]
+
+    def _dirty(self, inode: Inode) -> bool:
+        state = self.writes.by_ino.get(inode.ino)
+        return state is not None and state.dirty
 
     @fuse_errors
     async def rename(
@@ -553,7 +560,16 @@ class BucketOperations(pyfuse3.Operations):
             metadata, content_type = inherited.metadata, inherited.content_type
         copied = await self._blocking(self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type)
         await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
-        source.refresh_stat(copied)
+        await self._moved(source, stat, copied)
+
+    async def _moved(self, inode: Inode, original: ObjectStat, copied: ObjectStat) -> None:
+        """Point the inode, and its staged bytes if it is being written, at the copy of its object: the
+        kernel keeps asking about it by number, and an upload still aimed at the old name would fail."""
+        inode.refresh_stat(copied)
+        state = self.writes.by_ino.get(inode.ino)
+        if state is not None:
+            assert inode.datafile is not None
+            await self._blocking(self.writes.moved, state, original, inode.datafile)
 
     @staticmethod
     def _has_user_metadata(datafile: Datafile) -> bool:
@@ -561,8 +577,14 @@ class BucketOperations(pyfuse3.Operations):
         return bool(metadata.tags or metadata.labels or metadata.timestamp is not None)
 
     async def _rename_directory(self, source: Inode, new_path: str, target: Inode | None) -> None:
-        """Every object under the old prefix, one by one: not atomic (see docs/semantics.md)."""
-        if self._pending_under(source.path):
+        """Every object under the old prefix, one by one: not atomic (see docs/semantics.md).
+
+        Files being written under it are sent first, as a renamed file is, so that each copy holds what
+        was written; a file written to again meanwhile makes the rename answer EBUSY. A file whose close()
+        has uploaded it is no obstacle, though it counts as open until the kernel's RELEASE arrives."""
+        for inode in self._pending_under(source.path):
+            await self._upload(inode)
+        if any(self._dirty(inode) for inode in self._pending_under(source.path)):
             raise pyfuse3.FUSEError(errno.EBUSY)
         new_prefix = self.dirs.dir_prefix(new_path)
         if target is not None:
@@ -574,9 +596,14 @@ class BucketOperations(pyfuse3.Operations):
         old_prefix = self.dirs.dir_prefix(source.path)
         listing = await self._blocking(self.storage.list, self.config.bucket, old_prefix)
         for stat in listing.objects:
-            name = new_prefix + stat.name[len(old_prefix) :]
-            await self._blocking(self.storage.copy, stat, stat.bucket, name, dict(stat.metadata), 0)
+            relative = stat.name[len(old_prefix) :]
+            copied = await self._blocking(
+                self.storage.copy, stat, stat.bucket, new_prefix + relative, dict(stat.metadata), 0
+            )
             await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+            moved = self.inodes.find(f"{source.path}/{relative}", False)
+            if moved is not None:
+                await self._moved(moved, stat, copied)
         for path in list(self.dirs.cached_paths()):
             if path == source.path or path.startswith(source.path + "/"):
                 self.dirs.invalidate(path)

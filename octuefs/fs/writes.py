@@ -283,6 +283,16 @@ class WriteTracker:
         else:
             self._copy_in_base(state, source=uploaded)
 
+    def moved(self, state: OpenWrite, original: ObjectStat, datafile: Datafile) -> None:
+        """The object was copied to a new name (a rename): the hole now stands for the copy (the same
+        bytes, unless another writer had replaced the object), and the record names where the staged
+        bytes go now, so that recovery after a crash does not send them to the deleted name."""
+        with state.lock:
+            base = state.base
+            if base is not None and (base.name, base.generation) == (original.name, original.generation):
+                state.base = datafile.cloud_stat
+            _record(state, self._next_request(datafile, state, dict(state.custom_changes)))
+
     def named(self) -> list[int]:
         """Inodes being written that still have a name: an unlinked file kept open by its handles is
         gone from the tree, so listings and rmdir's emptiness check must not see it."""
