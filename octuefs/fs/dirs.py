@@ -93,12 +93,17 @@ class DirectoryCache:
         """A name this mount is asked to create must be one its listings show, or the new file would vanish
         at the next listing (Linux passes FUSE names up to 1024 bytes, and CR and LF are legal to it, though
         GCS refuses them in object names)."""
-        name = path.rsplit("/", 1)[-1]
-        location = f"gs://{self.bucket}/{self.object_name(path)}"
-        if _too_long(name):
-            raise NameTooLong(f"{location!r}: a name over {NAME_MAX} bytes would be hidden from listings.")
-        if _not_a_file_name(name):
+        self.require_short(path)
+        if _not_a_file_name(path.rsplit("/", 1)[-1]):
+            location = f"gs://{self.bucket}/{self.object_name(path)}"
             raise InvalidInputException(f"{location!r}: a name with CR or LF would be hidden from listings.")
+
+    def require_short(self, path: str) -> None:
+        """No name of the mount is over NAME_MAX bytes: one asked for is refused as too long, not looked
+        for (ENAMETOOLONG, as a local file system answers)."""
+        if _too_long(path.rsplit("/", 1)[-1]):
+            location = f"gs://{self.bucket}/{self.object_name(path)}"
+            raise NameTooLong(f"{location!r}: a name over {NAME_MAX} bytes would be hidden from listings.")
 
     def fresh(self, path: str) -> Listing | None:
         listing = self._listings.get(path)

@@ -187,6 +187,7 @@ class BucketOperations(pyfuse3.Operations):
     async def lookup(self, parent_ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         parent = self.inodes[parent_ino]
         path = self._child_path(parent, name)
+        self.dirs.require_short(path)
         pending = self.inodes.find(path, False)
         listing = self.dirs.fresh(parent.path)
         if listing is None and self.dirs.worth_listing(parent.path):
@@ -322,6 +323,9 @@ class BucketOperations(pyfuse3.Operations):
         inode.refresh(Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path)))
         inode.created_here = True
         info = await self._open_for_writing(inode, inode.datafile, flags | os.O_TRUNC | os.O_WRONLY)  # type: ignore[arg-type]
+        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
+        # Before the first part is streamed: the upload session carries the metadata it started with.
+        self.writes.by_ino[inode.ino].custom_changes.update(posix.created(mode & ~ctx.umask, ctx.uid, ctx.gid, default))
         inode.lookups += 1
         return info, self._attributes(inode)
 

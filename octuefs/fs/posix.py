@@ -63,6 +63,15 @@ def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields) -> dic
     return changed
 
 
+def created(mode: int, uid: int, gid: int, default: PosixAttributes) -> dict[str, str]:
+    """The keys a new file needs to show the mode and owner it was created with, stored as chmod and
+    chown store them. Only those that differ from what the mount shows for a file that says nothing:
+    files written the ordinary way then carry Octue's keys alone, as other writers' files do."""
+    wanted = {MODE_KEY: format(stat_module.S_IMODE(mode), "o"), UID_KEY: str(uid), GID_KEY: str(gid)}
+    shown = {MODE_KEY: format(default.mode, "o"), UID_KEY: str(default.uid), GID_KEY: str(default.gid)}
+    return {key: value for key, value in wanted.items() if value != shown[key]}
+
+
 KEYS = (MTIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
 
 

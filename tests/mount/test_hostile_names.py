@@ -163,6 +163,17 @@ def test_a_prefix_mount_of_a_hostile_directory_stays_inside_it(hostile, mount):
     assert alive(mounted.pid)
 
 
+def test_a_name_over_255_bytes_is_too_long_to_look_up(hostile, mount):
+    """Linux hands FUSE names of up to 1024 bytes; no file of the mount can have one over NAME_MAX."""
+    mounted = mount()
+    for relative in ("odd/" + "x" * 256, "odd/" + "é" * 128 + ".txt", "y" * 1000, "odd/" + "d" * 300 + "/inner.txt"):
+        with pytest.raises(OSError) as raised:
+            mounted.call(os.stat, mounted / relative)
+        assert raised.value.errno == errno.ENAMETOOLONG, relative
+    assert mounted.call(os.stat, mounted / ("odd/" + "n" * 255)).st_size == len(CONTENT)
+    assert_serving(mounted)
+
+
 @pytest.mark.parametrize(
     ("name", "code"),
     [("new\nline.txt", errno.EINVAL), ("new\rreturn.txt", errno.EINVAL), ("y" * 256, errno.ENAMETOOLONG)],

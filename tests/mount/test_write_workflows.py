@@ -183,6 +183,28 @@ def test_rsync_archive_preserves_mode_and_mtime_and_second_run_copies_nothing(mo
     assert [blob.name for blob in bucket.list_blobs()] == ["mirror/", "mirror/x.txt"]
 
 
+CREATE_600 = "import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))"
+
+
+def test_a_new_file_has_the_mode_it_was_created_with_and_its_creators_owner(mount, bucket):
+    """As on a local disk: open(O_CREAT, mode) less the umask, owned by the caller (root here, while
+    the mount shows uid and gid 4321 for files that say nothing), kept on the object as chmod keeps it."""
+    mounted = mount("", "--uid", "4321", "--gid", "4321")
+    mounted.sh("sh", "-c", f"umask 077; echo secret > {mounted / 'private.txt'}")
+    mounted.sh(sys.executable, "-c", CREATE_600, mounted / "empty.txt")
+    mounted.sh("sh", "-c", f"umask 022; echo shared > {mounted / 'plain.txt'}")
+
+    expected = {"private.txt": (0o600, 0, 0), "empty.txt": (0o600, 0, 0), "plain.txt": (0o644, 0, 0)}
+    again = mount("", "--uid", "4321", "--gid", "4321")
+    for shown_by in (mounted, again):
+        for name, attributes in expected.items():
+            status = shown_by.call(os.stat, shown_by / name)
+            assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == attributes, name
+    metadata = bucket.get_blob("private.txt").metadata
+    assert (metadata["goog-reserved-posix-mode"], metadata["goog-reserved-posix-uid"]) == ("600", "0")
+    assert metadata["goog-reserved-posix-gid"] == "0" and "octue__id" in metadata
+
+
 def test_cp_preserve_sets_mtime_on_an_existing_file_with_one_patch(mount, bucket, tmp_path, proxy):
     local = tmp_path / "stamp.txt"
     local.write_bytes(b"x")
