@@ -57,6 +57,11 @@ class StorageError(OctuefsError, OSError):
     """The storage server failed a request even after retries (or could not be reached)."""
 
 
+class StagingDiskError(OctuefsError, OSError):
+    """The local disk holding files being written refused to hold more (full, quota, file too large):
+    programs get its own errno, as they would from a local file."""
+
+
 class LocalFileNotFound(OctuefsError, FileNotFoundError):
     """A local datafile's file does not exist where it was asked for."""
 

@@ -16,18 +16,32 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from octuefs.datafile import UploadRequest
-from octuefs.errors import OctuefsError
+from octuefs.errors import OctuefsError, StagingDiskError
 from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage
 
 logger = logging.getLogger(__name__)
 
 # Older than any append could take: a part this old was left by a crash, not by an append in flight.
 STALE_PART_AGE = timedelta(days=1)
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """Errors of the staging disk as a typed error carrying their errno: a full disk must reach the
+    program writing as ENOSPC, as from a local file, not as an unexpected error (EIO). Storage
+    errors raised meanwhile (a staged copy being filled from the object) pass through unchanged."""
+    try:
+        yield
+    except OctuefsError:
+        raise
+    except OSError as error:
+        raise StagingDiskError(error.errno, f"{path}: the staging disk refused it ({error.strerror})") from error
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,15 @@ class StagedFile:
         in the page cache); only a crash of the whole machine can lose writes not yet uploaded, and
         a program that must not lose them calls fsync(), which uploads.
         """
-        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            json.dump(request.to_dict(), file)
-        os.replace(temporary, self.record_path)
+        with disk_errors(self.record_path):
+            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w") as file:
+                    json.dump(request.to_dict(), file)
+                os.replace(temporary, self.record_path)
+            except OSError:
+                Path(temporary).unlink(missing_ok=True)
+                raise
 
     def read_record(self) -> UploadRequest:
         return UploadRequest.from_dict(json.loads(self.record_path.read_text()))
@@ -68,9 +87,14 @@ class StagingArea:
         staged = StagedFile(self.directory, uuid.uuid4().hex)
         # Written in place, not renamed into place: there are no staged bytes yet that a torn record
         # could lose (recovery drops a record without data), and the rename is a journal commit.
-        with open(staged.record_path, "x") as file:
-            json.dump(request.to_dict(), file)
-        staged.data_path.touch()
+        with disk_errors(staged.record_path):
+            try:
+                with open(staged.record_path, "x") as file:
+                    json.dump(request.to_dict(), file)
+                staged.data_path.touch()
+            except OSError:
+                self.remove(staged)
+                raise
         return staged
 
     def remove(self, staged: StagedFile) -> None:

@@ -26,6 +26,7 @@ from octuefs.errors import (
     PreconditionConflict,
     ReadOnlyAttribute,
     ReadOnlyFilesystem,
+    StagingDiskError,
     StorageError,
     UnsupportedAttribute,
 )
@@ -50,6 +51,8 @@ ERRNO_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def errno_for(error: BaseException) -> int | None:
+    if isinstance(error, StagingDiskError) and error.errno:
+        return error.errno  # the local disk's own answer: ENOSPC, EDQUOT, EFBIG
     for error_type, code in ERRNO_BY_ERROR:
         if isinstance(error, error_type):
             return code

@@ -439,6 +439,7 @@ class BucketOperations(pyfuse3.Operations):
         finally:
             if state is not None:
                 state.handles -= 1
+                self._finish_if_idle(ino, state)  # a refused truncate of a file open nowhere: nothing to keep
         if state is not None and state.handles <= 0:
             await self._upload(inode)
             self._finish_if_idle(ino, state)

@@ -28,7 +28,7 @@ from octuefs.datafile import Datafile, UploadRequest
 from octuefs.errors import OctuefsError, PreconditionConflict
 from octuefs.fs.feeds import Feed
 from octuefs.reader import ObjectReader
-from octuefs.staging import StagedFile, StagingArea
+from octuefs.staging import StagedFile, StagingArea, disk_errors
 from octuefs.storage.gcs import GCSStorage, ObjectStat
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class WriteTracker:
         """
         with self._begin_locks_guard:
             lock = self._begin_locks.setdefault(ino, threading.Lock())
-        with lock:
+        with lock, disk_errors(self.staging.directory):
             state = self.by_ino.get(ino)
             if state is None:
                 request = datafile.content_upload_request()
@@ -179,7 +179,7 @@ class WriteTracker:
                 os.pwrite(state.fd, reader.chunk(index)[: size - start], start)
 
     def write(self, state: OpenWrite, offset: int, data: bytes, append: bool) -> int:
-        with state.lock:
+        with state.lock, disk_errors(state.staged.data_path):
             position = state.size if append else offset
             if state.base is not None and position < state.base.size:
                 self._copy_in_base(state)
@@ -202,7 +202,7 @@ class WriteTracker:
             return head + os.pread(file.fileno(), size, offset)
 
     def truncate(self, state: OpenWrite, size: int) -> None:
-        with state.lock:
+        with state.lock, disk_errors(state.staged.data_path):
             if state.base is not None and size < state.base.size:
                 self._copy_in_base(state, limit=size)
             os.ftruncate(state.fd, size)

@@ -1,0 +1,93 @@
+"""Files being written live on the local staging disk: its refusals reach programs as a local disk's
+would (EFBIG, ENOSPC), not as EIO, and are not logged as unexpected errors.
+
+The small disk is a tmpfs this test mounts as the cache directory (and unmounts in teardown); the
+log goes elsewhere, so that a full disk does not also silence it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mount.conftest import is_mount, run
+
+pytestmark = pytest.mark.timeout(90)
+
+HUGE = 999_999_999_999_999
+MiB = 1024 * 1024
+
+
+def local_errno(function, *args) -> int | None:
+    try:
+        function(*args)
+    except OSError as error:
+        return error.errno
+    return None
+
+
+def staged(cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / "staging").glob("*.data"))
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A 2 MiB tmpfs, unmounted (lazily, in case a daemon still holds it) when the test ends."""
+    directory = tmp_path / "small-disk"
+    directory.mkdir()
+    mounted = run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", directory)
+    if mounted.returncode != 0:
+        pytest.fail(f"could not mount a tmpfs (the test needs root): {mounted.stderr.decode()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", directory], capture_output=True, timeout=10)
+        assert not is_mount(directory)
+
+
+def test_a_size_the_staging_disk_refuses_answers_its_own_error(mount, bucket, tmp_path):
+    bucket.blob("small.txt").upload_from_string(b"small\n")
+    local = tmp_path / "local.txt"
+    local.write_bytes(b"small\n")
+    expected = local_errno(os.truncate, local, HUGE)
+    assert expected == errno.EFBIG, "the disk under the cache directory must refuse a file this large"
+    mounted = mount()
+
+    for name in ("small.txt", "new.txt"):
+        result = run("truncate", "-s", str(HUGE), mounted / name)
+        assert result.returncode != 0 and b"File too large" in result.stderr, (name, result.stderr)
+    with pytest.raises(OSError) as raised:  # truncate(2) by path: no open handle holds the staged copy
+        mounted.call(os.truncate, mounted / "small.txt", HUGE)
+    assert raised.value.errno == errno.EFBIG
+    assert staged(mounted.cache_dir) == [], "the refused truncate left its staged copy behind"
+    assert mounted.read_bytes("small.txt") == b"small\n"
+    assert mounted.read_bytes("new.txt") == b""  # made by the open, as truncate makes it on a local disk
+    assert bucket.blob("small.txt").download_as_bytes() == b"small\n"
+    assert staged(mounted.cache_dir) == []
+    assert "Traceback" not in mounted.log and "unexpected error" not in mounted.log
+
+
+def test_a_full_staging_disk_answers_enospc(small_disk, mount, bucket, tmp_path):
+    log_file = tmp_path / "octuefs.log"
+    mounted = mount("", "--log-file", str(log_file), cache_dir=small_disk)
+    filler = mounted.call(os.open, mounted / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with pytest.raises(OSError) as raised:
+            for _ in range(8):
+                mounted.call(os.write, filler, os.urandom(MiB))
+        assert raised.value.errno == errno.ENOSPC
+        result = run("sh", "-c", f"echo more > {mounted / 'more.txt'}")
+        assert result.returncode != 0 and b"No space left on device" in result.stderr, result.stderr
+    finally:
+        mounted.call(os.close, filler)
+
+    log = log_file.read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+    mounted.sh("sh", "-c", f"echo fits > {mounted / 'more.txt'}")  # the closed file's staged bytes are gone
+    assert bucket.blob("more.txt").download_as_bytes() == b"fits\n"
+    assert mounted.unmount().returncode == 0
