@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,16 +66,21 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 def fuse_errors(method: Handler) -> Handler:
     """Run a handler so that every exception reaches the kernel as an errno, logged with its path."""
 
+    # What the first argument is (a handle or an inode number), so that log lines look it up as that.
+    first = next(iter(list(inspect.signature(method).parameters)[1:]), "")
+
     @functools.wraps(method)
     async def guarded(self: Any, *args: Any) -> Any:
         started = time.monotonic()
         try:
             result = await method(self, *args)
         except pyfuse3.FUSEError as error:
-            _log_operation(self, method.__name__, args, started, errno.errorcode.get(error.errno, str(error.errno)))
+            _log_operation(
+                self, method.__name__, first, args, started, errno.errorcode.get(error.errno, str(error.errno))
+            )
             raise
         except Exception as error:
-            where = self.describe(args[0]) if args else "-"
+            where = self.describe_argument(first, args[0]) if args else "-"
             code = errno_for(error)
             self.errors[errno.errorcode.get(code or errno.EIO, "EIO")] += 1
             if code is None:
@@ -88,18 +94,18 @@ def fuse_errors(method: Handler) -> Handler:
                     where,
                     error,
                 )
-            _log_operation(self, method.__name__, args, started, errno.errorcode.get(code, str(code)))
+            _log_operation(self, method.__name__, first, args, started, errno.errorcode.get(code, str(code)))
             raise pyfuse3.FUSEError(code) from None
-        _log_operation(self, method.__name__, args, started, "ok")
+        _log_operation(self, method.__name__, first, args, started, "ok")
         return result
 
     return guarded  # type: ignore[return-value]
 
 
-def _log_operation(operations: Any, name: str, args: tuple[Any, ...], started: float, outcome: str) -> None:
+def _log_operation(operations: Any, name: str, first: str, args: tuple[Any, ...], started: float, outcome: str) -> None:
     """With --debug, one line per FUSE operation: what, on which object, the outcome and how long."""
     if logger.isEnabledFor(logging.DEBUG):
-        where = operations.describe(args[0]) if args else "-"
+        where = operations.describe_argument(first, args[0]) if args else "-"
         elapsed = (time.monotonic() - started) * 1000
         fields = {"op": name, "object": where, "outcome": outcome, "ms": round(elapsed, 3)}
         logger.debug("fuse %s %s: %s, %.2f ms", name, where, outcome, elapsed, extra=fields)

@@ -44,6 +44,10 @@ class FileHandle:
     sequential_bytes: int = 0
     prefetched_until: int = 0
 
+    @property
+    def path(self) -> str:
+        return self.inode.path
+
     def plan_readahead(self, offset: int, size: int) -> list[tuple[int, int]]:
         """Spans of chunks (first, count) to prefetch after a read of [offset, offset + size).
 

@@ -76,21 +76,29 @@ class BucketOperations(pyfuse3.Operations):
             },
             "errors": dict(self.errors),
             "open_files": len(self.handles),
-            "pending_uploads": sum(1 for state in list(self.writes.by_ino.values()) if state.dirty),
+            "pending_uploads": sum(1 for state in self.writes.states().values() if state.dirty),
         }
 
     # Helpers ---------------------------------------------------------------------------------
 
-    def describe(self, ino_or_fh: Any) -> str:
-        """The cloud path a request concerns, for log lines."""
-        handle = self.handles.get(ino_or_fh) if isinstance(ino_or_fh, int) else None
-        inode = handle.inode if handle else None
-        if inode is None and isinstance(ino_or_fh, int):
-            try:
-                inode = self.inodes[ino_or_fh]
-            except CloudObjectNotFound:
-                return f"inode {ino_or_fh}"
-        return f"gs://{self.config.bucket}/{self.dirs.object_name(inode.path)}" if inode else str(ino_or_fh)
+    def describe(self, ino: int) -> str:
+        """The cloud path of an inode, for log lines and errors."""
+        inode = self.inodes.find_by_number(ino)
+        return self._location(inode.path) if inode is not None else f"inode {ino}"
+
+    def describe_argument(self, parameter: str, value: Any) -> str:
+        """What a request concerns, from its first argument, for log lines: an open file's or directory's
+        handle (`fh`) or an inode number (`ino`, `parent_ino`, ...). Both are small integers, so a number
+        must be looked up as what it is, or the line names whatever the other table holds under it."""
+        if parameter == "fh":
+            handle = self.handles.get(value) or self.dir_handles.get(value)
+            return self._location(handle.path) if handle is not None else f"handle {value}"
+        if parameter.endswith("ino"):
+            return self.describe(value)
+        return "-"
+
+    def _location(self, path: str) -> str:
+        return f"gs://{self.config.bucket}/{self.dirs.object_name(path)}"
 
     async def _blocking(self, function: Callable[..., Result], *args: Any) -> Result:
         return await trio.to_thread.run_sync(function, *args, limiter=self.limiter)
@@ -336,6 +344,9 @@ class BucketOperations(pyfuse3.Operations):
         if state is not None:
             try:
                 return await self._blocking(self.writes.read, state, offset, size)
+            except CloudObjectNotFound:
+                # The object whose bytes the staged copy has not copied in yet was replaced or deleted.
+                raise pyfuse3.FUSEError(errno.ESTALE) from None
             except FileNotFoundError:
                 pass  # the last writer's release uploaded and dropped the staged copy meanwhile
         reader = self._reader_of(handle)
@@ -428,8 +439,8 @@ class BucketOperations(pyfuse3.Operations):
         try:
             if fields.update_size:
                 await self._blocking(self.writes.truncate, state, attr.st_size)
-            if state is not None and state.dirty:
-                state.custom_changes.update(changes)
+            if state is not None and state.dirty and changes:
+                await self._blocking(self.writes.change_attributes, state, changes)
             elif changes:
                 # Also when the file is open but already uploaded: a pending release would drop the change.
                 async with inode.sending:

@@ -15,11 +15,13 @@ for recovery at the next mount.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -90,6 +92,34 @@ def _record(state: OpenWrite, request: UploadRequest) -> None:
         state.recorded = request
 
 
+class KeyedLocks:
+    """A lock per key, kept only while a thread holds or waits for it: one kept for every inode ever
+    opened for writing would stay for the life of the mount."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, tuple[threading.Lock, int]] = {}  # key → (lock, threads holding or waiting)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.contextmanager
+    def holding(self, key: int) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class WriteTracker:
     """The staged content of every inode being written; methods block, so callers run them in threads."""
 
@@ -98,9 +128,11 @@ class WriteTracker:
         self.cache = cache
         self.storage = storage
         self.chunk_size = chunk_size
+        # Read on the loop, added to by `begin` in worker threads: every change and every copy the loop
+        # walks is made under `_by_ino_lock` (a walk of the dict itself can meet an insertion midway).
         self.by_ino: dict[int, OpenWrite] = {}
-        self._begin_locks: dict[int, threading.Lock] = {}
-        self._begin_locks_guard = threading.Lock()
+        self._by_ino_lock = threading.Lock()
+        self.begin_locks = KeyedLocks()
         self._feeders = ThreadPoolExecutor(FEEDING_THREADS, thread_name_prefix="octuefs-feed")
 
     def begin(self, ino: int, datafile: Datafile, truncate: bool, keep: int | None = None) -> OpenWrite:
@@ -113,9 +145,7 @@ class WriteTracker:
         once); the per-inode lock makes them share one staged copy, the later ones waiting while
         the first fills it, instead of each staging its own and all but one being orphaned.
         """
-        with self._begin_locks_guard:
-            lock = self._begin_locks.setdefault(ino, threading.Lock())
-        with lock, disk_errors(self.staging.directory):
+        with self.begin_locks.holding(ino), disk_errors(self.staging.directory):
             state = self.by_ino.get(ino)
             if state is None:
                 request = datafile.content_upload_request()
@@ -134,7 +164,8 @@ class WriteTracker:
                 except BaseException:
                     self.discard(state)
                     raise
-                self.by_ino[ino] = state
+                with self._by_ino_lock:
+                    self.by_ino[ino] = state
             if truncate:
                 self.truncate(state, 0)
             return state
@@ -230,12 +261,12 @@ class WriteTracker:
                 logger.error("%s: upload failed (%s); the written bytes are kept at %s", location, error, kept)
                 raise
             datafile.adopt_uploaded(stat)
-            with state.lock:
+            with state.lock:  # a change of attributes in between would be forgotten (see `change_attributes`)
                 state.dirty = state.changes != sent_count
                 self._rebase(state, stat)
-            for key, value in sent_changes.items():
-                if state.custom_changes.get(key) == value:
-                    del state.custom_changes[key]
+                for key, value in sent_changes.items():
+                    if state.custom_changes.get(key) == value:
+                        del state.custom_changes[key]
         logger.info(
             "%s: uploaded %d bytes in %.2f s (generation %d)",
             location,
@@ -244,6 +275,16 @@ class WriteTracker:
             stat.generation,
         )
         return stat
+
+    @staticmethod
+    def change_attributes(state: OpenWrite, changes: dict[str, str]) -> None:
+        """A chmod, chown or touch of a file whose bytes are still to be uploaded: the upload carries it.
+        Counted as a change, so that an upload in flight, which took the metadata before it, leaves the
+        file dirty for the next one instead of the change being dropped with the staged state."""
+        with state.lock:
+            state.custom_changes.update(changes)
+            state.changes += 1
+            state.dirty = True
 
     @staticmethod
     def _next_request(datafile: Datafile, state: OpenWrite, custom_changes: dict[str, str]) -> UploadRequest:
@@ -296,7 +337,12 @@ class WriteTracker:
     def named(self) -> list[int]:
         """Inodes being written that still have a name: an unlinked file kept open by its handles is
         gone from the tree, so listings and rmdir's emptiness check must not see it."""
-        return [ino for ino, state in self.by_ino.items() if not state.unlinked]
+        return [ino for ino, state in self.states().items() if not state.unlinked]
+
+    def states(self) -> dict[int, OpenWrite]:
+        """A copy of `by_ino` to walk: the table itself may grow in a worker thread meanwhile."""
+        with self._by_ino_lock:
+            return dict(self.by_ino)
 
     def unlink(self, ino: int) -> None:
         """The file lost its name (unlink, or a rename over it): its bytes must never be uploaded, as
@@ -322,7 +368,8 @@ class WriteTracker:
 
     def finish(self, ino: int) -> None:
         """Forget an inode's staged bytes once they are uploaded (or unlinked)."""
-        state = self.by_ino.pop(ino, None)
+        with self._by_ino_lock:
+            state = self.by_ino.pop(ino, None)
         if state is not None:
             self.discard(state)
 
