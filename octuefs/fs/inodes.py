@@ -42,8 +42,9 @@ class Inode:
     last_opened_generation: int | None = None
     # Made by create() on this mount: the temp file of a write-and-rename (sed -i, rsync, editors).
     created_here: bool = False
-    # The generation this mount's last upload of the file made: handles opened before it read it.
-    uploaded_generation: int | None = None
+    # The generation this mount's last upload or rename of the file made: handles opened before it read
+    # it (a rename's copy holds the bytes they were reading, and the object they were reading is gone).
+    generation_made_here: int | None = None
     # Held while a change of the object (content upload, metadata PATCH) is sent and its answer adopted:
     # each answer replaces the Datafile's stat, so two in flight at once can leave it at the older
     # generation, and every later upload of the file then fails its generation precondition.

@@ -365,10 +365,11 @@ class BucketOperations(pyfuse3.Operations):
     def _reader_of(self, handle: FileHandle) -> ObjectReader:
         """The handle's reader, moved on to what this mount uploaded since the handle was opened: a
         program that wrote a file through another descriptor reads its new bytes, as on a local disk
-        (and as it did while they were staged). Other writers' changes are not followed mid-handle."""
+        (and as it did while they were staged). Likewise the copy a rename made: the object the handle
+        was reading is gone. Other writers' changes are not followed mid-handle."""
         stat, current = handle.inode.stat, handle.reader
-        uploaded_here = stat is not None and stat.generation == handle.inode.uploaded_generation
-        if uploaded_here and (current is None or current.stat.generation != stat.generation):
+        made_here = stat is not None and stat.generation == handle.inode.generation_made_here
+        if made_here and (current is None or current.stat.generation != stat.generation):
             assert stat is not None
             handle.reader = ObjectReader(stat, self.cache, self.storage, self.config.chunk_size)
         assert handle.reader is not None
@@ -390,7 +391,7 @@ class BucketOperations(pyfuse3.Operations):
                 # Removed while its upload was in flight: the rm must stick.
                 await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
             elif stat is not None:
-                inode.uploaded_generation = stat.generation
+                inode.generation_made_here = stat.generation
                 inode.refresh(inode.datafile)
                 name = inode.path.rpartition("/")[2]
                 self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
@@ -582,6 +583,7 @@ class BucketOperations(pyfuse3.Operations):
         """Point the inode, and its staged bytes if it is being written, at the copy of its object: the
         kernel keeps asking about it by number, and an upload still aimed at the old name would fail."""
         inode.refresh_stat(copied)
+        inode.generation_made_here = copied.generation
         state = self.writes.by_ino.get(inode.ino)
         if state is not None:
             assert inode.datafile is not None

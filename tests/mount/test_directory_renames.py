@@ -15,6 +15,8 @@ import pytest
 
 pytestmark = pytest.mark.timeout(120)
 
+MiB = 1024 * 1024
+
 
 def lost_and_found(mounted) -> list[str]:
     kept = mounted.cache_dir / "lost+found"
@@ -117,3 +119,21 @@ def test_a_directory_renamed_right_after_a_close_in_it_is_not_busy(mount, bucket
             raise
     assert mounted.read_bytes("d40/f") == b"round 39"
     assert bucket.blob("d40/f").download_as_bytes() == b"round 39"
+
+
+def test_a_file_open_for_reading_keeps_reading_after_its_directory_is_renamed(mount, bucket):
+    content = os.urandom(3 * MiB)
+    bucket.blob("a/big.bin").upload_from_string(content)
+    bucket.blob("c/small.txt").upload_from_string(b"small\n")
+    mounted = mount()
+    reader = mounted.call(os.open, mounted / "a/big.bin", os.O_RDONLY)
+    moved = mounted.call(os.open, mounted / "c/small.txt", os.O_RDONLY)
+    try:
+        assert mounted.call(os.pread, reader, 4096, 0) == content[:4096]
+        mounted.call(os.rename, mounted / "a", mounted / "b")
+        mounted.call(os.rename, mounted / "c/small.txt", mounted / "c/renamed.txt")
+        assert mounted.call(os.pread, reader, 4096, 2 * MiB + 10) == content[2 * MiB + 10 : 2 * MiB + 4106]
+        assert mounted.call(os.pread, moved, 100, 0) == b"small\n"
+    finally:
+        mounted.call(os.close, reader)
+        mounted.call(os.close, moved)
