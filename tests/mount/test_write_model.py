@@ -1,5 +1,6 @@
 """A model-based test of writing through the mount: a seeded random sequence of create, write at
-offsets, append, truncate, ftruncate, rename, unlink and close runs on the mount and on a local
+offsets, append, truncate, ftruncate, rename (of files, and of their directory while they are open),
+unlink and close runs on the mount and on a local
 reference directory; after every step both show the same names and the same bytes (and each
 operation fails the same way on both), and after the unmount the bucket holds exactly the
 reference directory's files, each with Octue metadata, with nothing left staged.
@@ -28,8 +29,8 @@ import pytest
 pytestmark = pytest.mark.timeout(90)
 
 MiB = 1024 * 1024
-NAMES = ("a.txt", "b.bin", "c.csv", "d/e.txt", "d/f.dat")
-DIRECTORIES = ("", "d")
+NAMES = ("a.txt", "b.bin", "c.csv", "d/e.txt", "d/f.dat", "g/e.txt", "g/f.dat")
+DIRECTORIES = ("", "d", "g")  # d and g are one directory, renamed back and forth
 STEPS = 45
 OPEN_FLAGS = (
     os.O_WRONLY,
@@ -47,6 +48,10 @@ def outcome(function: Callable[..., Any], *args: Any) -> tuple[str, Any]:
         return ("ok", function(*args))
     except OSError as error:
         return ("error", error.errno)
+
+
+def sorted_listing(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
 
 
 def read_tree(root: Path, read: Callable[[Path], bytes]) -> dict[str, bytes]:
@@ -118,7 +123,7 @@ class WriteModel:
 
     def step(self) -> None:
         existing = self.existing()
-        choices: list[Callable[[], None]] = [self.create]
+        choices: list[Callable[[], None]] = [self.create, self.rename_directory]
         if existing:
             choices += [self.open_existing, self.truncate, self.rename, self.unlink]
         if self.twins:
@@ -173,6 +178,13 @@ class WriteModel:
             if twin.name == source:
                 twin.name = target
 
+    def rename_directory(self) -> None:
+        source, target = ("d", "g") if (self.reference / "d").is_dir() else ("g", "d")
+        self.on_paths(f"rename {source} -> {target}", os.rename, source, target)
+        for twin in self.twins:
+            if twin.name.startswith(source + "/"):
+                twin.name = target + twin.name[len(source) :]
+
     def unlink(self) -> None:
         name = self.rng.choice(self.existing())
         self.on_paths(f"unlink {name}", os.unlink, name)
@@ -191,8 +203,8 @@ class WriteModel:
 
     def check(self) -> None:
         for directory in DIRECTORIES:
-            got = sorted(self.mounted.call(os.listdir, self.mounted / directory))
-            expected = sorted(os.listdir(self.reference / directory))
+            got = self.mounted.call(outcome, sorted_listing, self.mounted / directory)
+            expected = outcome(sorted_listing, self.reference / directory)
             assert got == expected, self.failure(f"listing of {directory or '/'}: {got} != {expected}")
         expected_tree = read_tree(self.reference, Path.read_bytes)
         got_tree = read_tree(self.mounted.path, lambda path: self.mounted.call(path.read_bytes))
