@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +27,7 @@ from octuefs.errors import (
     InvalidInputException,
     LocalFileNotFound,
     OctuefsError,
+    ReadOnlyResource,
 )
 from octuefs.metadata.codec import decode_local, encode_cloud, encode_fields, encode_local, metadata_hash
 from octuefs.metadata.labels import LabelSet
@@ -35,8 +36,9 @@ from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import to_jsonable
 from octuefs.reader import RangedFile, library_reader
+from octuefs.storage import signed_urls
 from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
-from octuefs.storage.paths import CloudLocation, is_cloud_path
+from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
 from octuefs.storage.streaming import StreamingUpload
 
 HDF5_EXTENSIONS = frozenset({"hdf5", "h5"})
@@ -119,7 +121,13 @@ class Datafile:
             "labels": LabelSet(labels),
         }
         path = os.fspath(path)
-        if is_cloud_path(path):
+        if has_unsupported_scheme(path):
+            raise InvalidInputException(f"{path!r}: only gs://bucket/name, http(s) URLs and local paths are supported.")
+        if is_url(path):
+            self._init_cloud(signed_urls.url_location(path), signed_urls.stat_url(path), local_path)
+            self._url = path
+            stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
+        elif is_cloud_path(path):
             location = CloudLocation.parse(path)
             self._init_cloud(location, get_storage().stat(location.bucket, location.name), local_path)
             stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
@@ -136,6 +144,7 @@ class Datafile:
 
     def _init_cloud(self, location: CloudLocation, stat: ObjectStat | None, local_path: Any = None) -> None:
         self._origin_is_cloud = True
+        self._url: str | None = None
         self._location: CloudLocation | None = location
         self._stat: ObjectStat | None = stat
         self._stat_known = True
@@ -144,6 +153,7 @@ class Datafile:
 
     def _init_local(self, path: Path, cloud_path: str | None) -> None:
         self._origin_is_cloud = False
+        self._url = None
         self._location = CloudLocation.parse(cloud_path) if cloud_path else None
         self._stat = None
         self._stat_known = False
@@ -192,7 +202,7 @@ class Datafile:
 
     @property
     def path(self) -> str:
-        return self._location.path if self._origin_is_cloud else str(self._local_file)  # type: ignore[union-attr]
+        return self.cloud_path if self._origin_is_cloud else str(self._local_file)  # type: ignore[return-value]
 
     @property
     def name(self) -> str:
@@ -204,7 +214,8 @@ class Datafile:
 
     @property
     def cloud_path(self) -> str | None:
-        return self._location.path if self._location else None
+        """`gs://bucket/name`, or the URL for a datafile read through one."""
+        return self._url or (self._location.path if self._location else None)
 
     @property
     def bucket_name(self) -> str | None:
@@ -398,16 +409,33 @@ class Datafile:
         target = Path(local_path).absolute() if local_path else self._default_copy_target()
         if self._local_content() == target:
             return str(target)
-        get_storage().download(stat, target)
+        self._fetch(stat, target)
         if self._origin_is_cloud:
             self._local_file = target
             self._local_copy_target = target
         return str(target)
 
+    def _fetch(self, stat: ObjectStat, target: Path) -> None:
+        if self._url:
+            signed_urls.download_url(self._url, stat, target)
+        else:
+            get_storage().download(stat, target)
+
+    def _require_writable(self, action: str) -> None:
+        if self._url:
+            raise ReadOnlyResource(f"{self._url}: read through a URL, so it cannot {action}; open it with mode 'r'.")
+
+    def generate_signed_url(self, expiration: timedelta | datetime = signed_urls.DEFAULT_EXPIRATION) -> str:
+        """A URL anyone can read this cloud object through, with no credentials, until `expiration`."""
+        if self._location is None:
+            raise CloudLocationNotSpecified(f"{self.path}: must exist in the cloud for a signed URL to be made for it.")
+        return signed_urls.generate_signed_url(self._location, expiration)
+
     def upload(
         self, cloud_path: str | None = None, update_metadata: bool = True, update_cloud_metadata: bool | None = None
     ) -> str:
         """Put content and metadata in the cloud: one upload if the bytes differ, else at most one PATCH."""
+        self._require_writable("be uploaded")
         if update_cloud_metadata is not None:
             update_metadata = update_cloud_metadata
         target = CloudLocation.parse(cloud_path) if cloud_path else self._location
@@ -494,6 +522,7 @@ class Datafile:
 
     def update_metadata(self) -> None:
         """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file."""
+        self._require_writable("have its metadata updated")
         if not self._origin_is_cloud:
             self._write_local_metadata()
         stat = self._current_stat()
@@ -585,8 +614,9 @@ class _OpenContext:
             if self.writing:
                 path.parent.mkdir(parents=True, exist_ok=True)
         elif self.writing:
+            datafile._require_writable(f"be opened with mode {self.mode!r}")
             path = self.staging = self._prepare_staging()
-        elif self.hdf5 and datafile._local_content() is None:
+        elif self.hdf5 and datafile._local_content() is None and not datafile._url:
             self.file = self._open(self._ranged_file())
             return self.file
         else:
