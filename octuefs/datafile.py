@@ -111,9 +111,8 @@ class Datafile:
         **kwargs: Any,
     ) -> None:
         update_metadata = kwargs.pop("update_cloud_metadata", update_metadata)
-        if kwargs:
-            raise InvalidInputException(f"{path}: unexpected Datafile arguments {sorted(kwargs)}.")
-        self._init_open_defaults(mode, update_metadata)
+        self._name: str | None = kwargs.pop("name", None)
+        self._init_open_defaults(mode, update_metadata, kwargs)
         given = {
             "id": normalise_id(id) if id is not None else None,
             "timestamp": parse_timestamp(timestamp),
@@ -132,13 +131,19 @@ class Datafile:
             self._init_cloud(location, get_storage().stat(location.bucket, location.name), local_path)
             stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
         else:
-            self._init_local(Path(path).absolute(), cloud_path)
+            self._init_local(Path(path).absolute(), CloudLocation.parse(cloud_path) if cloud_path else None)
             stored = {} if ignore_stored_metadata else self._stored_local_fields()
         self._set_metadata({**{key: value for key, value in given.items() if value is not None}, **stored})
+        if cloud_path and self._local_content() is not None:
+            # As Octue's constructor does (through its `cloud_path` setter); a file not written yet goes up
+            # when a write block closes.
+            self.upload()
 
-    def _init_open_defaults(self, mode: str, update_metadata: bool) -> None:
-        """What `with Datafile(path, mode=...) as (datafile, f):` opens with."""
+    def _init_open_defaults(self, mode: str, update_metadata: bool, open_kwargs: dict[str, Any] | None = None) -> None:
+        """What `with Datafile(path, mode=..., encoding=...) as (datafile, f):` opens with: Octue passes any
+        other constructor keyword on to `open`."""
         self._open_mode = mode
+        self._open_kwargs = open_kwargs or {}
         self._update_metadata_on_exit = update_metadata
         self._open_context: _OpenContext | None = None
 
@@ -151,10 +156,10 @@ class Datafile:
         self._local_file: Path | None = None
         self._local_copy_target = Path(local_path).absolute() if local_path else None
 
-    def _init_local(self, path: Path, cloud_path: str | None) -> None:
+    def _init_local(self, path: Path, location: CloudLocation | None) -> None:
         self._origin_is_cloud = False
         self._url = None
-        self._location = CloudLocation.parse(cloud_path) if cloud_path else None
+        self._location = location
         self._stat = None
         self._stat_known = False
         self._local_file = path
@@ -172,10 +177,17 @@ class Datafile:
         self._saved = self._metadata.copy()
 
     @classmethod
+    def _unnamed_for_reading(cls) -> Datafile:
+        """A datafile to be filled in by one of the constructors below, with `Datafile()`'s defaults."""
+        datafile = cls.__new__(cls)
+        datafile._name = None
+        datafile._init_open_defaults("r", True)
+        return datafile
+
+    @classmethod
     def from_object_stat(cls, stat: ObjectStat, ignore_stored_metadata: bool = False) -> Datafile:
         """A cloud datafile from what a listing already returned: no request."""
-        datafile = cls.__new__(cls)
-        datafile._init_open_defaults("r", True)
+        datafile = cls._unnamed_for_reading()
         datafile._init_cloud(stat.location, stat)
         datafile._set_metadata({} if ignore_stored_metadata else cloud_metadata.stored_fields(stat))
         return datafile
@@ -183,8 +195,7 @@ class Datafile:
     @classmethod
     def for_new_object(cls, bucket: str, name: str) -> Datafile:
         """A cloud datafile for an object about to be created: a fresh id and no request."""
-        datafile = cls.__new__(cls)
-        datafile._init_open_defaults("r", True)
+        datafile = cls._unnamed_for_reading()
         datafile._init_cloud(CloudLocation(bucket, name), None)
         datafile._set_metadata({})
         return datafile
@@ -206,6 +217,9 @@ class Datafile:
 
     @property
     def name(self) -> str:
+        """The file's base name, unless one was given (Octue's `name=`, e.g. from a serialised datafile)."""
+        if self._name:
+            return self._name
         return os.path.basename(self._location.name if self._origin_is_cloud else self._local_file)  # type: ignore[union-attr,arg-type]
 
     @property
@@ -216,6 +230,20 @@ class Datafile:
     def cloud_path(self) -> str | None:
         """`gs://bucket/name`, or the URL for a datafile read through one."""
         return self._url or (self._location.path if self._location else None)
+
+    @cloud_path.setter
+    def cloud_path(self, path: str | None) -> None:
+        """A new cloud path uploads there (as Octue does); None detaches the datafile from the cloud."""
+        if path is not None:
+            self.upload(cloud_path=path)
+            return
+        if self._local_content() is None:
+            raise CloudLocationNotSpecified(
+                f"{self.path}: the cloud path cannot be reset because this datafile only exists in the cloud."
+            )
+        self._origin_is_cloud = False
+        self._url = self._location = self._stat = self._local_copy_target = None
+        self._stat_known = False
 
     @property
     def bucket_name(self) -> str | None:
@@ -245,11 +273,15 @@ class Datafile:
 
     @property
     def exists_in_cloud(self) -> bool:
-        return self._current_stat() is not None
+        """True when the datafile has a cloud location, as Octue defines it (`cloud_stat` says whether the
+        object is there)."""
+        return self._location is not None
 
     @property
     def exists_locally(self) -> bool:
-        return self._local_content() is not None
+        """True for a local datafile (as Octue defines it, whether or not the file is written yet), and for a
+        cloud one once a complete local copy is held."""
+        return not self._origin_is_cloud or self._local_content() is not None
 
     def _local_content(self) -> Path | None:
         """The local file holding this datafile's content, if there is one (never downloads)."""
@@ -275,11 +307,31 @@ class Datafile:
         return self.download()
 
     @local_path.setter
-    def local_path(self, path: str | os.PathLike[str]) -> None:
+    def local_path(self, path: str | os.PathLike[str] | None) -> None:
+        """Put the content at a new local path (copying the local copy, else downloading), or with None
+        forget the local copy of a datafile that is in the cloud."""
+        if path is None:
+            if self._location is None:
+                raise CloudLocationNotSpecified(
+                    f"{self.path}: the local path cannot be reset because this datafile only exists locally."
+                )
+            self._origin_is_cloud = True
+            self._local_file = self._local_copy_target = None
+            return
         target = Path(path).absolute()
         if target.exists():
-            raise FileExistsError(f"{target}: already exists; give a new path to download {self.path} to.")
-        self.download(target)
+            raise FileExistsError(f"{target}: already exists; give a new path for the content of {self.path}.")
+        existing = self._local_content()
+        if existing is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(existing, target)
+        elif self._location is None:
+            raise LocalFileNotFound(f"{self._local_file}: no such file to copy to {target}.")
+        else:
+            self.download(target)
+        self._local_file = target
+        if self._origin_is_cloud:
+            self._local_copy_target = target
 
     # Metadata -------------------------------------------------------------------------------
 
@@ -370,7 +422,7 @@ class Datafile:
         return _OpenContext(self, mode, kwargs)
 
     def __enter__(self) -> tuple[Datafile, Any]:
-        self._open_context = self.open(self._open_mode)
+        self._open_context = self.open(self._open_mode, **self._open_kwargs)
         return self, self._open_context.__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -521,7 +573,8 @@ class Datafile:
         self._mark_saved()
 
     def update_metadata(self) -> None:
-        """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file."""
+        """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file
+        (and a PATCH of the object it was uploaded to, when there is one)."""
         self._require_writable("have its metadata updated")
         if not self._origin_is_cloud:
             self._write_local_metadata()
@@ -529,8 +582,31 @@ class Datafile:
         if self._origin_is_cloud and stat is None:
             raise CloudObjectNotFound(f"{self.cloud_path}: no such object; upload it before updating its metadata.")
         if stat is not None:
-            self._stat, self._metadata = cloud_metadata.write_metadata(get_storage(), stat, self._saved, self._metadata)
+            self._patch_metadata(stat)
         self._mark_saved()
+
+    def update_cloud_metadata(self) -> None:
+        """Save the metadata on the cloud object only: one guarded PATCH."""
+        self._require_writable("have its metadata updated")
+        if self._location is None:
+            raise CloudLocationNotSpecified(f"{self.path}: has no cloud path; give one with upload(cloud_path).")
+        stat = self._current_stat()
+        if stat is None:
+            raise CloudObjectNotFound(f"{self.cloud_path}: no such object; upload it before updating its metadata.")
+        self._patch_metadata(stat)
+        if self._origin_is_cloud:
+            self._mark_saved()
+
+    def update_local_metadata(self) -> None:
+        """Save the metadata in the `.octue` file beside the local file (or beside a cloud datafile's copy)."""
+        if self._local_file is None:
+            raise LocalFileNotFound(f"{self.path}: has no local copy to write a {METADATA_FILENAME} entry beside.")
+        self._write_local_metadata()
+        if not self._origin_is_cloud:
+            self._mark_saved()
+
+    def _patch_metadata(self, stat: ObjectStat) -> None:
+        self._stat, self._metadata = cloud_metadata.write_metadata(get_storage(), stat, self._saved, self._metadata)
 
     def save_metadata(self, metadata: OctueMetadata) -> None:
         """Write `metadata` as this datafile's metadata, adopting it only once the write has succeeded.
@@ -583,10 +659,19 @@ class Datafile:
         return cls(data["path"], cloud_path=data.get("cloud_path"), ignore_stored_metadata=True, **fields)
 
     def __repr__(self) -> str:
-        return f"<Datafile({self.path!r})>"
+        return f"<{type(self).__name__}({self.name!r})>"
 
-    def __lt__(self, other: Datafile) -> bool:
-        return self.path < other.path
+    def _name_to_compare(self, other: object) -> str:
+        if not isinstance(other, Datafile):
+            raise TypeError(f"An object of type {type(self)} cannot be compared with {type(other)}.")
+        return other.name
+
+    def __lt__(self, other: object) -> bool:
+        """Datafiles order by name, as Octue's do."""
+        return self.name < self._name_to_compare(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.name > self._name_to_compare(other)
 
 
 class _OpenContext:
@@ -678,7 +763,7 @@ class _OpenContext:
             if datafile._update_metadata_on_exit:
                 datafile._write_local_metadata()
                 datafile._mark_saved()
-            if self.writing and datafile._stat_known and datafile._stat is not None:
+            if self.writing and datafile._location is not None:
                 datafile.upload(update_metadata=datafile._update_metadata_on_exit)
 
     def _commit_staging(self) -> None:
