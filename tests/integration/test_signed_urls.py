@@ -16,8 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from octuefs import Datafile
 from octuefs.exceptions import (
@@ -28,6 +26,7 @@ from octuefs.exceptions import (
     ReadOnlyResource,
     SigningUnavailable,
 )
+from tests.integration.conftest import SERVICE_ACCOUNT
 from tests.integration.datafile_objects import (
     CSV,
     CSV_NAME,
@@ -38,31 +37,6 @@ from tests.integration.datafile_objects import (
     gs,
     put_golden_csv,
 )
-
-SERVICE_ACCOUNT = "signer@octuefs-test.iam.gserviceaccount.com"
-
-
-@pytest.fixture
-def signing_key(tmp_path, monkeypatch) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    path = tmp_path / "service-account.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "octuefs-test",
-                "private_key_id": "test",
-                "private_key": pem,
-                "client_email": SERVICE_ACCOUNT,
-                "token_uri": "https://oauth2.googleapis.com/token",
-            }
-        )
-    )
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
-    return path
 
 
 @pytest.fixture
