@@ -11,13 +11,12 @@ knows; so octuefs keeps the object's full stat (generation, raw custom metadata)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from octuefs.errors import InvalidInputException
 from octuefs.metadata.codec import NAMESPACE
-from octuefs.metadata.values import from_jsonable, loads, to_jsonable
+from octuefs.metadata.values import from_jsonable, load_json_of_type, loads, to_jsonable
 from octuefs.storage.gcs import ObjectStat
 
 OCTUEFS_KEY = "octuefs"
@@ -48,12 +47,9 @@ def cloud_metadata_primitive(stat: ObjectStat | None, origin_is_cloud: bool) -> 
 def decode(serialised: str | Mapping[str, Any]) -> dict[str, Any]:
     """A serialised datafile (JSON text, or the primitive with or without tagged values) as Python values."""
     if isinstance(serialised, str | bytes):
-        try:
-            serialised = json.loads(serialised)
-        except json.JSONDecodeError as error:
-            raise InvalidInputException(f"A serialised datafile is not valid JSON: {error}.") from None
+        serialised = load_json_of_type(serialised, dict, InvalidInputException, "A serialised datafile")
     if not isinstance(serialised, Mapping):
-        raise InvalidInputException(f"A serialised datafile must be a JSON object, not {type(serialised).__name__}.")
+        raise InvalidInputException(f"A serialised datafile must be a mapping, not {type(serialised).__name__}.")
     return from_jsonable(to_jsonable(dict(serialised)))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import UserString
 from collections.abc import Iterable
 
 from octuefs.errors import InvalidLabelException
+from octuefs.metadata.values import load_json_of_type
 
 LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*(?<!-)$")
 
@@ -30,13 +30,7 @@ def split_label_text(text: str) -> list[str]:
     """Words of a label string: a JSON list, or words separated by whitespace and/or commas."""
     stripped = text.strip()
     if stripped.startswith("["):
-        try:
-            parsed = json.loads(stripped)
-        except json.JSONDecodeError as error:
-            raise InvalidLabelException(f"Labels {text!r} are not a valid JSON list: {error}.") from None
-        if not isinstance(parsed, list):
-            raise InvalidLabelException(f"Labels {text!r} must be a JSON list of strings.")
-        return parsed
+        return load_json_of_type(stripped, list, InvalidLabelException, f"Labels {text!r}")
     return [word for word in re.split(r"[\s,]+", stripped) if word]
 
 

@@ -56,6 +56,17 @@ def from_jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value), object_hook=_decode_special)
 
 
+def load_json_of_type(text: str | bytes, kind: type, error: type[Exception], what: str) -> Any:
+    """Parse JSON text that must be a `kind` (dict, list): anything else raises `error` naming `what`."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(f"{what} is not valid JSON ({problem}).") from None
+    if not isinstance(parsed, kind):
+        raise error(f"{what} must be a JSON {'object' if kind is dict else kind.__name__}, not {parsed!r:.60}.")
+    return parsed
+
+
 def loads(text: str) -> Any:
     """Decode one stored value; text that is not JSON is kept as the raw string, as Octue does."""
     try:
