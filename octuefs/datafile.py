@@ -258,6 +258,13 @@ class Datafile:
         self._stat_known = False
 
     @property
+    def cloud_protocol(self) -> str | None:
+        """`gs`, or the URL's scheme, for a datafile in the cloud (Octue's `CloudPathable.cloud_protocol`)."""
+        if self._location is None:
+            return None
+        return self._url.partition("://")[0] if self._url else "gs"
+
+    @property
     def bucket_name(self) -> str | None:
         return self._location.bucket if self._location else None
 
@@ -666,6 +673,15 @@ class Datafile:
     def serialise(self, **kwargs: Any) -> str:
         """JSON text as Octue writes it (sorted keys, indent 4); `kwargs` go to `json.dumps`."""
         return dumps(self.to_primitive(), **{"sort_keys": True, "indent": 4, **kwargs})
+
+    def to_file(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        """Write `serialise()`'s text to a file (Octue's `Serialisable.to_file`)."""
+        Path(path).write_text(self.serialise(**kwargs))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Datafile:
+        """Rebuild a datafile from a file `to_file` wrote (Octue's `Serialisable.from_file`)."""
+        return cls.deserialise(Path(path).read_text())
 
     @classmethod
     def deserialise(cls, serialised: str | Mapping[str, Any], from_string: bool = False) -> Datafile:

@@ -502,3 +502,24 @@ def test_a_datafile_read_through_a_url_round_trips(bucket, proxy):
     assert copy.tags == GOLDEN_CSV_TAGS
     with copy.open() as f:
         assert f.read() == CSV.decode()
+
+
+def test_to_file_and_from_file(bucket, proxy, tmp_path):
+    put_golden_csv(bucket)
+    datafile = Datafile(gs(bucket, CSV_NAME))
+    proxy.reset()
+
+    datafile.to_file(tmp_path / "datafile.json")
+    copy = Datafile.from_file(tmp_path / "datafile.json")
+
+    assert (tmp_path / "datafile.json").read_text() == datafile.serialise()
+    assert (copy.id, copy.cloud_path, copy.tags) == (datafile.id, datafile.cloud_path, datafile.tags)
+    assert proxy.kinds() == []
+
+
+def test_cloud_protocol(bucket, proxy, local_csv):
+    put_golden_csv(bucket)
+
+    assert Datafile(gs(bucket, CSV_NAME)).cloud_protocol == "gs"
+    assert Datafile(f"{proxy.url}/{bucket.name}/{CSV_NAME}").cloud_protocol == "http"
+    assert Datafile(local_csv).cloud_protocol is None
