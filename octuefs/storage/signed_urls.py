@@ -95,7 +95,8 @@ def _stat_from_headers(location: CloudLocation, headers: requests.structures.Cas
     return ObjectStat(
         bucket=location.bucket,
         name=location.name,
-        size=int(headers.get("content-length") or 0),
+        # A ranged GET's Content-Range ends with the object's whole size.
+        size=int(headers.get("content-range", "").rpartition("/")[2] or headers.get("content-length") or 0),
         generation=int(headers.get("x-goog-generation") or 0),
         metageneration=int(metageneration) if metageneration else None,
         crc32c=hashes.get("crc32c"),
@@ -118,15 +119,22 @@ def _refused(url: str, response: requests.Response, action: str) -> Exception:
 
 
 def stat_url(url: str) -> ObjectStat | None:
-    """One HEAD: the object's record from its headers, or None when the URL gives nothing (404/403)."""
+    """The object's record from a HEAD's headers (as Octue reads it), or None when the URL gives nothing.
+
+    A URL signed for GET only may refuse a HEAD (403 or 405): then a GET of its first byte tells the
+    same headers (GCS gives the whole object's hashes on a ranged read).
+    """
     location = url_location(url)
     try:
         response = _session.head(url, timeout=TIMEOUT)
+        if response.status_code in (403, 405):
+            with _session.get(url, headers={"Range": "bytes=0-0"}, stream=True, timeout=TIMEOUT) as response:
+                pass
     except requests.RequestException as error:
         raise StorageError(f"{location}: could not read its metadata through its URL: {error}") from None
     if response.status_code in (403, 404):
         return None
-    if response.status_code != 200:
+    if response.status_code not in (200, 206):
         raise _refused(url, response, "read its metadata")
     return _stat_from_headers(location, response.headers)
 

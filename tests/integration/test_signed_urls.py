@@ -182,3 +182,17 @@ def test_an_unsupported_scheme_is_refused_not_taken_for_a_local_path(proxy, path
 
     assert list(tmp_path.iterdir()) == []
     assert proxy.kinds() == []
+
+
+@pytest.mark.parametrize("status", [403, 405])
+def test_a_url_that_refuses_head_is_read_with_a_ranged_get(bucket, proxy, signed_csv_url, status):
+    proxy.inject("HEAD", "X-Goog-Signature", status)
+
+    datafile = Datafile(signed_csv_url)
+
+    assert [(request.method, request.range) for request in proxy.requests] == [("HEAD", None), ("GET", "bytes=0-0")]
+    assert datafile.size_bytes == len(CSV)
+    assert datafile.hash_value == crc32c(CSV)
+    assert datafile.tags == GOLDEN_CSV_TAGS
+    with datafile.open() as f:
+        assert f.read() == CSV.decode()
