@@ -14,6 +14,7 @@ authority. The object's metadata comes from a HEAD's `x-goog-*` headers, as Octu
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from datetime import datetime, timedelta
@@ -45,18 +46,27 @@ TIMEOUT = (10.0, 60.0)
 _session = requests.Session()
 
 
+@functools.lru_cache(maxsize=4)
+def _default_credentials(key_file: str | None) -> Any:
+    """Application Default Credentials, loaded once per key file named: parsing a key costs ~25 ms, which
+    signing every file of a large dataset would pay again and again."""
+    try:
+        credentials, _ = google.auth.default()
+    except DefaultCredentialsError as error:
+        raise SigningUnavailable(f"no credentials that can sign URLs: {error}") from None
+    return credentials
+
+
 def _signing_options(client_credentials: Any) -> dict[str, Any]:
     """What `Blob.generate_signed_url` needs to sign: credentials that sign locally, or a token for IAM."""
     if isinstance(client_credentials, auth_credentials.Signing):
         return {"credentials": client_credentials}
-    try:
-        default, _ = google.auth.default()
-    except DefaultCredentialsError as error:
-        raise SigningUnavailable(f"no credentials that can sign URLs: {error}") from None
+    default = _default_credentials(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
     if isinstance(default, auth_credentials.Signing):
         return {"credentials": default}
     try:
-        default.refresh(Request())
+        if not default.valid:
+            default.refresh(Request())
     except RefreshError as error:
         raise SigningUnavailable(f"the default credentials cannot be refreshed to sign URLs: {error}") from None
     email = getattr(default, "service_account_email", None)

@@ -196,3 +196,16 @@ def test_a_url_that_refuses_head_is_read_with_a_ranged_get(bucket, proxy, signed
     assert datafile.tags == GOLDEN_CSV_TAGS
     with datafile.open() as f:
         assert f.read() == CSV.decode()
+
+
+def test_the_signing_key_is_loaded_once_not_per_url(bucket, proxy, signing_key):
+    """Parsing a key costs ~25 ms: a dataset of thousands of files must not pay it per file."""
+    put_golden_csv(bucket)
+    datafile = Datafile(gs(bucket, CSV_NAME))
+    first = datafile.generate_signed_url()
+    signing_key.write_text("not a key any more")
+
+    second = datafile.generate_signed_url()
+
+    assert parse_qs(urlsplit(second).query)["X-Goog-Credential"] == parse_qs(urlsplit(first).query)["X-Goog-Credential"]
+    assert requests.get(second, timeout=10).content == CSV
