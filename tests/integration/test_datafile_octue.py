@@ -22,6 +22,7 @@ from tests.integration.datafile_objects import (
     CSV_NAME,
     FOREIGN,
     GOLDEN_CSV_TAGS,
+    assert_is_the_golden_csv,
     crc32c,
     gs,
     put_golden_csv,
@@ -499,9 +500,7 @@ def test_a_datafile_read_through_a_url_round_trips(bucket, proxy):
 
     assert proxy.kinds() == []
     assert copy.cloud_path == url
-    assert copy.tags == GOLDEN_CSV_TAGS
-    with copy.open() as f:
-        assert f.read() == CSV.decode()
+    assert_is_the_golden_csv(copy)
 
 
 def test_to_file_and_from_file(bucket, proxy, tmp_path):
