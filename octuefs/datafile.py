@@ -687,16 +687,20 @@ class Datafile:
     def deserialise(cls, serialised: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
         """Rebuild a datafile from `serialise()` text or a `to_primitive()` dict (`from_string` is Octue's
         flag; text is recognised either way). The metadata sent wins over what is stored; a cloud
-        datafile whose object record was sent costs no request."""
+        datafile whose object record was sent costs no request. A local copy that is not on this machine
+        (the sender's download) is left behind: the datafile is read from the cloud instead."""
         data = datafile_primitive.decode(serialised)
         stat, origin_is_cloud = datafile_primitive.known_object(data.pop("_cloud_metadata", None))
         fields = {key: data.pop(key, None) for key in ("id", "timestamp", "tags", "labels")}
         path = data.pop("path", None) or data.get("local_path") or data.get("cloud_path")
+        cloud_path, local_path = data.get("cloud_path"), data.get("local_path")
+        if cloud_path and local_path and not Path(local_path).exists():
+            path, local_path, origin_is_cloud = cloud_path, None, True
+            data["local_path"] = None
         if stat is None:
             return cls(path, ignore_stored_metadata=True, **fields, **data)
         datafile = cls._unnamed_for_reading()
         datafile._name = data.get("name")
-        cloud_path, local_path = data.get("cloud_path"), data.get("local_path")
         if origin_is_cloud:
             datafile._init_cloud(stat.location, stat, local_path)
             datafile._url = cloud_path if is_url(cloud_path) else None

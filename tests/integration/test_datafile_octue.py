@@ -522,3 +522,26 @@ def test_cloud_protocol(bucket, proxy, local_csv):
     assert Datafile(gs(bucket, CSV_NAME)).cloud_protocol == "gs"
     assert Datafile(f"{proxy.url}/{bucket.name}/{CSV_NAME}").cloud_protocol == "http"
     assert Datafile(local_csv).cloud_protocol is None
+
+
+@pytest.mark.parametrize("with_octuefs_record", [True, False])
+def test_a_datafile_whose_local_copy_was_on_the_senders_machine_is_read_from_the_cloud(
+    bucket, proxy, tmp_path, with_octuefs_record
+):
+    put_golden_csv(bucket)
+    sent = Datafile(gs(bucket, CSV_NAME))
+    sent.download(tmp_path / "sender" / "readings.csv")
+    primitive = json.loads(sent.serialise())
+    assert primitive["path"] == primitive["local_path"] == str(tmp_path / "sender" / "readings.csv")
+    if not with_octuefs_record:  # as the Octue SDK itself serialises it
+        del primitive["_cloud_metadata"]["octuefs"]
+    (tmp_path / "sender" / "readings.csv").unlink()
+    proxy.reset()
+
+    received = Datafile.deserialise(primitive)
+
+    assert received.path == received.cloud_path == gs(bucket, CSV_NAME)
+    assert not received.exists_locally
+    assert_is_the_golden_csv(received)
+    assert proxy.kinds() == ([] if with_octuefs_record else ["stat"]) + ["media"]
+    assert not (tmp_path / "sender" / "readings.csv").exists()
