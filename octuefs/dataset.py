@@ -76,7 +76,7 @@ class Dataset:
             elif not stat.name.endswith("/") and os.path.basename(stat.name) != METADATA_FILENAME:
                 files.append(self._cloud_datafile(stat, ignore_stored))
         stored = self._read_cloud_dataset_entry(dataset_object) if dataset_object and not ignore_stored else None
-        return sorted(files), stored
+        return sorted(files, key=lambda datafile: datafile.path), stored
 
     @staticmethod
     def _cloud_datafile(stat: ObjectStat, ignore_stored: bool) -> Datafile:
@@ -111,7 +111,7 @@ class Dataset:
             for path in sorted(directory.iterdir()):
                 if path.is_file() and path.name != METADATA_FILENAME:
                     files.append(self._local_datafile(path, entries.get(path.name)))
-        return sorted(files), stored
+        return sorted(files, key=lambda datafile: datafile.path), stored
 
     @staticmethod
     def _local_document(directory: Path) -> dict[str, Any]:

@@ -102,6 +102,8 @@ def setup_logging(config: MountConfig) -> None:
     root.setLevel(logging.DEBUG if config.debug else logging.INFO)
     for noisy in ("urllib3", "google", "trio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Warnings (metadata another writer stored badly, named by object and field) belong in the log.
+    logging.captureWarnings(True)
 
 
 async def _terminate_on_signal() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from octuefs.errors import MalformedMetadataError
+from octuefs.metadata.values import load_json_of_type
 
 METADATA_FILENAME = ".octue"
 
@@ -32,13 +33,7 @@ class LocalMetadataStore:
             text = self.path.read_text()
         except FileNotFoundError:
             return {}
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise MalformedMetadataError(f"{self.path}: not valid JSON ({error}).") from None
-        if not isinstance(document, dict):
-            raise MalformedMetadataError(f"{self.path}: expected a JSON object at the top level.")
-        return document
+        return load_json_of_type(text, dict, MalformedMetadataError, str(self.path))
 
     def datafile_entry(self, name: str) -> dict[str, Any] | None:
         entries = self.read().get("datafiles") or {}

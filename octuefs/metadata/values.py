@@ -23,9 +23,9 @@ def _encode_special(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
-    """Encode like Octue's `OctueJSONEncoder` (so the bytes match the SDK's)."""
-    return json.dumps(value, default=_encode_special, indent=indent)
+def dumps(value: Any, **options: Any) -> str:
+    """Encode like Octue's `OctueJSONEncoder` (so the bytes match the SDK's); `options` go to `json.dumps`."""
+    return json.dumps(value, default=_encode_special, **options)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -54,6 +54,17 @@ def _hashable(item: Any) -> Any:
 def from_jsonable(value: Any) -> Any:
     """Undo `to_jsonable`: tagged datetimes and sets become Python objects again."""
     return json.loads(json.dumps(value), object_hook=_decode_special)
+
+
+def load_json_of_type(text: str | bytes, kind: type, error: type[Exception], what: str) -> Any:
+    """Parse JSON text that must be a `kind` (dict, list): anything else raises `error` naming `what`."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(f"{what} is not valid JSON ({problem}).") from None
+    if not isinstance(parsed, kind):
+        raise error(f"{what} must be a JSON {'object' if kind is dict else kind.__name__}, not {parsed!r:.60}.")
+    return parsed
 
 
 def loads(text: str) -> Any:

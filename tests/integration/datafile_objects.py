@@ -53,6 +53,13 @@ def put_golden_csv(bucket: storage.Bucket, name: str = CSV_NAME) -> storage.Blob
     return put(bucket, name, CSV, CSV_CONTENT_TYPE, {**GOLDEN_CSV_METADATA, **FOREIGN})
 
 
+def assert_is_the_golden_csv(datafile: Any) -> None:
+    """Its metadata and, read through `open()`, its bytes are the golden CSV's."""
+    assert datafile.tags == GOLDEN_CSV_TAGS
+    with datafile.open() as f:
+        assert f.read() == CSV.decode()
+
+
 def decoded_octue_values(blob: storage.Blob) -> dict[str, Any]:
     """Each Octue key's value `json.loads`ed, the way the Octue SDK reads it."""
     return {key: json.loads(value) for key, value in blob.metadata.items() if key.startswith("octue__")}

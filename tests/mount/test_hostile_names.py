@@ -118,7 +118,8 @@ def test_everything_shown_reads_and_has_attributes(hostile, mount):
     mounted.sh("find", mounted.path, "-type", "f", "-exec", "cat", "{}", "+")
     mounted.sh("find", mounted.path, "-type", "f", "-exec", "getfattr", "-d", "{}", "+")
     assert mounted.call(os.getxattr, mounted / "odd/bad-metadata.csv", "user.octue.tags") == b"{}"
-    assert "shown without its Octue metadata" in mounted.log
+    # Reported by object and field in the daemon's log; the file is shown with the rest of its metadata.
+    assert f"gs://{mounted.source}/odd/bad-metadata.csv: stored tags" in mounted.log
     assert_serving(mounted)
 
 
