@@ -268,7 +268,12 @@ class Datafile:
         target = Path(path).absolute()
         if target.exists():
             raise FileExistsError(f"{target}: already exists; give a new path to download {self.path} to.")
-        self.download(target)
+        if self._origin_is_cloud:
+            self.download(target)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.local_path, target)
+        self._local_file = target
 
     # Metadata -------------------------------------------------------------------------------
 
