@@ -272,8 +272,9 @@ class _Filterable:
                 f"The attribute {dotted_name!r} of the first item of {results!r} does not equal the given start "
                 f"value {check_start_value!r}."
             )
-        steps = [after - before for before, after in itertools.pairwise(values)]
-        if check_constant_increment is not None and any(step != check_constant_increment for step in steps):
+        if check_constant_increment is not None and any(
+            after - before != check_constant_increment for before, after in itertools.pairwise(values)
+        ):
             raise BrokenSequenceException(
                 f"The attributes {dotted_name!r} of the items of {results!r} do not increase by a constant "
                 f"increment of {check_constant_increment}."
