@@ -84,3 +84,21 @@ def test_a_name_with_nul_downloads_under_a_stand_in_name(bucket, proxy):
 
     assert local.read_bytes() == CONTENT
     assert "\0" not in local.name
+
+
+def test_a_dataset_download_skips_names_that_are_no_file_inside_the_directory(hostile, tmp_path):
+    """Octue joins `../../../escape.txt` onto the download directory and writes outside it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dataset metadata is not valid")
+        dataset = Dataset(hostile)
+    target = tmp_path / "deep" / "download"
+
+    with pytest.warns(UserWarning, match="cannot be a local file inside") as record:
+        dataset.download(target)
+
+    downloadable = ["line\nbreak.txt", "cr\rname.txt", "fine.txt"]
+    assert sorted(path.relative_to(target).as_posix() for path in tmp_path.rglob("*") if path.is_file()) == sorted(
+        downloadable
+    )
+    assert all((target / name).read_bytes() == CONTENT for name in downloadable)
+    assert len(record) == len(DIRECT) + len(NESTED) - len(downloadable)
