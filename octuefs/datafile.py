@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +27,7 @@ from octuefs.errors import (
     InvalidInputException,
     LocalFileNotFound,
     OctuefsError,
+    ReadOnlyResource,
 )
 from octuefs.metadata.codec import decode_local, encode_cloud, encode_fields, encode_local, metadata_hash
 from octuefs.metadata.labels import LabelSet
@@ -35,8 +36,9 @@ from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import to_jsonable
 from octuefs.reader import RangedFile, library_reader
+from octuefs.storage import signed_urls
 from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
-from octuefs.storage.paths import CloudLocation, is_cloud_path
+from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
 from octuefs.storage.streaming import StreamingUpload
 
 HDF5_EXTENSIONS = frozenset({"hdf5", "h5"})
@@ -109,9 +111,8 @@ class Datafile:
         **kwargs: Any,
     ) -> None:
         update_metadata = kwargs.pop("update_cloud_metadata", update_metadata)
-        if kwargs:
-            raise InvalidInputException(f"{path}: unexpected Datafile arguments {sorted(kwargs)}.")
-        self._init_open_defaults(mode, update_metadata)
+        self._name: str | None = kwargs.pop("name", None)
+        self._init_open_defaults(mode, update_metadata, kwargs)
         given = {
             "id": normalise_id(id) if id is not None else None,
             "timestamp": parse_timestamp(timestamp),
@@ -119,32 +120,46 @@ class Datafile:
             "labels": LabelSet(labels),
         }
         path = os.fspath(path)
-        if is_cloud_path(path):
+        if has_unsupported_scheme(path):
+            raise InvalidInputException(f"{path!r}: only gs://bucket/name, http(s) URLs and local paths are supported.")
+        if is_url(path):
+            self._init_cloud(signed_urls.url_location(path), signed_urls.stat_url(path), local_path)
+            self._url = path
+            stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
+        elif is_cloud_path(path):
             location = CloudLocation.parse(path)
             self._init_cloud(location, get_storage().stat(location.bucket, location.name), local_path)
             stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
         else:
-            self._init_local(Path(path).absolute(), cloud_path)
+            self._init_local(Path(path).absolute(), CloudLocation.parse(cloud_path) if cloud_path else None)
             stored = {} if ignore_stored_metadata else self._stored_local_fields()
         self._set_metadata({**{key: value for key, value in given.items() if value is not None}, **stored})
+        if cloud_path and self._local_content() is not None:
+            # As Octue's constructor does (through its `cloud_path` setter); a file not written yet goes up
+            # when a write block closes.
+            self.upload()
 
-    def _init_open_defaults(self, mode: str, update_metadata: bool) -> None:
-        """What `with Datafile(path, mode=...) as (datafile, f):` opens with."""
+    def _init_open_defaults(self, mode: str, update_metadata: bool, open_kwargs: dict[str, Any] | None = None) -> None:
+        """What `with Datafile(path, mode=..., encoding=...) as (datafile, f):` opens with: Octue passes any
+        other constructor keyword on to `open`."""
         self._open_mode = mode
+        self._open_kwargs = open_kwargs or {}
         self._update_metadata_on_exit = update_metadata
         self._open_context: _OpenContext | None = None
 
     def _init_cloud(self, location: CloudLocation, stat: ObjectStat | None, local_path: Any = None) -> None:
         self._origin_is_cloud = True
+        self._url: str | None = None
         self._location: CloudLocation | None = location
         self._stat: ObjectStat | None = stat
         self._stat_known = True
         self._local_file: Path | None = None
         self._local_copy_target = Path(local_path).absolute() if local_path else None
 
-    def _init_local(self, path: Path, cloud_path: str | None) -> None:
+    def _init_local(self, path: Path, location: CloudLocation | None) -> None:
         self._origin_is_cloud = False
-        self._location = CloudLocation.parse(cloud_path) if cloud_path else None
+        self._url = None
+        self._location = location
         self._stat = None
         self._stat_known = False
         self._local_file = path
@@ -162,10 +177,17 @@ class Datafile:
         self._saved = self._metadata.copy()
 
     @classmethod
+    def _unnamed_for_reading(cls) -> Datafile:
+        """A datafile to be filled in by one of the constructors below, with `Datafile()`'s defaults."""
+        datafile = cls.__new__(cls)
+        datafile._name = None
+        datafile._init_open_defaults("r", True)
+        return datafile
+
+    @classmethod
     def from_object_stat(cls, stat: ObjectStat, ignore_stored_metadata: bool = False) -> Datafile:
         """A cloud datafile from what a listing already returned: no request."""
-        datafile = cls.__new__(cls)
-        datafile._init_open_defaults("r", True)
+        datafile = cls._unnamed_for_reading()
         datafile._init_cloud(stat.location, stat)
         datafile._set_metadata({} if ignore_stored_metadata else cloud_metadata.stored_fields(stat))
         return datafile
@@ -173,8 +195,7 @@ class Datafile:
     @classmethod
     def for_new_object(cls, bucket: str, name: str) -> Datafile:
         """A cloud datafile for an object about to be created: a fresh id and no request."""
-        datafile = cls.__new__(cls)
-        datafile._init_open_defaults("r", True)
+        datafile = cls._unnamed_for_reading()
         datafile._init_cloud(CloudLocation(bucket, name), None)
         datafile._set_metadata({})
         return datafile
@@ -192,10 +213,13 @@ class Datafile:
 
     @property
     def path(self) -> str:
-        return self._location.path if self._origin_is_cloud else str(self._local_file)  # type: ignore[union-attr]
+        return self.cloud_path if self._origin_is_cloud else str(self._local_file)  # type: ignore[return-value]
 
     @property
     def name(self) -> str:
+        """The file's base name, unless one was given (Octue's `name=`, e.g. from a serialised datafile)."""
+        if self._name:
+            return self._name
         return os.path.basename(self._location.name if self._origin_is_cloud else self._local_file)  # type: ignore[union-attr,arg-type]
 
     @property
@@ -204,7 +228,22 @@ class Datafile:
 
     @property
     def cloud_path(self) -> str | None:
-        return self._location.path if self._location else None
+        """`gs://bucket/name`, or the URL for a datafile read through one."""
+        return self._url or (self._location.path if self._location else None)
+
+    @cloud_path.setter
+    def cloud_path(self, path: str | None) -> None:
+        """A new cloud path uploads there (as Octue does); None detaches the datafile from the cloud."""
+        if path is not None:
+            self.upload(cloud_path=path)
+            return
+        if self._local_content() is None:
+            raise CloudLocationNotSpecified(
+                f"{self.path}: the cloud path cannot be reset because this datafile only exists in the cloud."
+            )
+        self._origin_is_cloud = False
+        self._url = self._location = self._stat = self._local_copy_target = None
+        self._stat_known = False
 
     @property
     def bucket_name(self) -> str | None:
@@ -234,11 +273,15 @@ class Datafile:
 
     @property
     def exists_in_cloud(self) -> bool:
-        return self._current_stat() is not None
+        """True when the datafile has a cloud location, as Octue defines it (`cloud_stat` says whether the
+        object is there)."""
+        return self._location is not None
 
     @property
     def exists_locally(self) -> bool:
-        return self._local_content() is not None
+        """True for a local datafile (as Octue defines it, whether or not the file is written yet), and for a
+        cloud one once a complete local copy is held."""
+        return not self._origin_is_cloud or self._local_content() is not None
 
     def _local_content(self) -> Path | None:
         """The local file holding this datafile's content, if there is one (never downloads)."""
@@ -264,16 +307,31 @@ class Datafile:
         return self.download()
 
     @local_path.setter
-    def local_path(self, path: str | os.PathLike[str]) -> None:
+    def local_path(self, path: str | os.PathLike[str] | None) -> None:
+        """Put the content at a new local path (copying the local copy, else downloading), or with None
+        forget the local copy of a datafile that is in the cloud."""
+        if path is None:
+            if self._location is None:
+                raise CloudLocationNotSpecified(
+                    f"{self.path}: the local path cannot be reset because this datafile only exists locally."
+                )
+            self._origin_is_cloud = True
+            self._local_file = self._local_copy_target = None
+            return
         target = Path(path).absolute()
         if target.exists():
-            raise FileExistsError(f"{target}: already exists; give a new path to download {self.path} to.")
-        if self._origin_is_cloud:
+            raise FileExistsError(f"{target}: already exists; give a new path for the content of {self.path}.")
+        existing = self._local_content()
+        if existing is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(existing, target)
+        elif self._location is None:
+            raise LocalFileNotFound(f"{self._local_file}: no such file to copy to {target}.")
+        else:
             self.download(target)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.local_path, target)
         self._local_file = target
+        if self._origin_is_cloud:
+            self._local_copy_target = target
 
     # Metadata -------------------------------------------------------------------------------
 
@@ -364,7 +422,7 @@ class Datafile:
         return _OpenContext(self, mode, kwargs)
 
     def __enter__(self) -> tuple[Datafile, Any]:
-        self._open_context = self.open(self._open_mode)
+        self._open_context = self.open(self._open_mode, **self._open_kwargs)
         return self, self._open_context.__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -403,16 +461,33 @@ class Datafile:
         target = Path(local_path).absolute() if local_path else self._default_copy_target()
         if self._local_content() == target:
             return str(target)
-        get_storage().download(stat, target)
+        self._fetch(stat, target)
         if self._origin_is_cloud:
             self._local_file = target
             self._local_copy_target = target
         return str(target)
 
+    def _fetch(self, stat: ObjectStat, target: Path) -> None:
+        if self._url:
+            signed_urls.download_url(self._url, stat, target)
+        else:
+            get_storage().download(stat, target)
+
+    def _require_writable(self, action: str) -> None:
+        if self._url:
+            raise ReadOnlyResource(f"{self._url}: read through a URL, so it cannot {action}; open it with mode 'r'.")
+
+    def generate_signed_url(self, expiration: timedelta | datetime = signed_urls.DEFAULT_EXPIRATION) -> str:
+        """A URL anyone can read this cloud object through, with no credentials, until `expiration`."""
+        if self._location is None:
+            raise CloudLocationNotSpecified(f"{self.path}: must exist in the cloud for a signed URL to be made for it.")
+        return signed_urls.generate_signed_url(self._location, expiration)
+
     def upload(
         self, cloud_path: str | None = None, update_metadata: bool = True, update_cloud_metadata: bool | None = None
     ) -> str:
         """Put content and metadata in the cloud: one upload if the bytes differ, else at most one PATCH."""
+        self._require_writable("be uploaded")
         if update_cloud_metadata is not None:
             update_metadata = update_cloud_metadata
         target = CloudLocation.parse(cloud_path) if cloud_path else self._location
@@ -498,15 +573,40 @@ class Datafile:
         self._mark_saved()
 
     def update_metadata(self) -> None:
-        """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file."""
+        """Save the metadata: one guarded PATCH for a cloud object, the `.octue` entry for a local file
+        (and a PATCH of the object it was uploaded to, when there is one)."""
+        self._require_writable("have its metadata updated")
         if not self._origin_is_cloud:
             self._write_local_metadata()
         stat = self._current_stat()
         if self._origin_is_cloud and stat is None:
             raise CloudObjectNotFound(f"{self.cloud_path}: no such object; upload it before updating its metadata.")
         if stat is not None:
-            self._stat, self._metadata = cloud_metadata.write_metadata(get_storage(), stat, self._saved, self._metadata)
+            self._patch_metadata(stat)
         self._mark_saved()
+
+    def update_cloud_metadata(self) -> None:
+        """Save the metadata on the cloud object only: one guarded PATCH."""
+        self._require_writable("have its metadata updated")
+        if self._location is None:
+            raise CloudLocationNotSpecified(f"{self.path}: has no cloud path; give one with upload(cloud_path).")
+        stat = self._current_stat()
+        if stat is None:
+            raise CloudObjectNotFound(f"{self.cloud_path}: no such object; upload it before updating its metadata.")
+        self._patch_metadata(stat)
+        if self._origin_is_cloud:
+            self._mark_saved()
+
+    def update_local_metadata(self) -> None:
+        """Save the metadata in the `.octue` file beside the local file (or beside a cloud datafile's copy)."""
+        if self._local_file is None:
+            raise LocalFileNotFound(f"{self.path}: has no local copy to write a {METADATA_FILENAME} entry beside.")
+        self._write_local_metadata()
+        if not self._origin_is_cloud:
+            self._mark_saved()
+
+    def _patch_metadata(self, stat: ObjectStat) -> None:
+        self._stat, self._metadata = cloud_metadata.write_metadata(get_storage(), stat, self._saved, self._metadata)
 
     def save_metadata(self, metadata: OctueMetadata) -> None:
         """Write `metadata` as this datafile's metadata, adopting it only once the write has succeeded.
@@ -559,10 +659,19 @@ class Datafile:
         return cls(data["path"], cloud_path=data.get("cloud_path"), ignore_stored_metadata=True, **fields)
 
     def __repr__(self) -> str:
-        return f"<Datafile({self.path!r})>"
+        return f"<{type(self).__name__}({self.name!r})>"
 
-    def __lt__(self, other: Datafile) -> bool:
-        return self.path < other.path
+    def _name_to_compare(self, other: object) -> str:
+        if not isinstance(other, Datafile):
+            raise TypeError(f"An object of type {type(self)} cannot be compared with {type(other)}.")
+        return other.name
+
+    def __lt__(self, other: object) -> bool:
+        """Datafiles order by name, as Octue's do."""
+        return self.name < self._name_to_compare(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.name > self._name_to_compare(other)
 
 
 class _OpenContext:
@@ -590,8 +699,9 @@ class _OpenContext:
             if self.writing:
                 path.parent.mkdir(parents=True, exist_ok=True)
         elif self.writing:
+            datafile._require_writable(f"be opened with mode {self.mode!r}")
             path = self.staging = self._prepare_staging()
-        elif self.hdf5 and datafile._local_content() is None:
+        elif self.hdf5 and datafile._local_content() is None and not datafile._url:
             self.file = self._open(self._ranged_file())
             return self.file
         else:
@@ -653,7 +763,7 @@ class _OpenContext:
             if datafile._update_metadata_on_exit:
                 datafile._write_local_metadata()
                 datafile._mark_saved()
-            if self.writing and datafile._stat_known and datafile._stat is not None:
+            if self.writing and datafile._location is not None:
                 datafile.upload(update_metadata=datafile._update_metadata_on_exit)
 
     def _commit_staging(self) -> None:

@@ -25,6 +25,13 @@ class InvalidTagException(InvalidInputException):
     """A tag key is malformed or a tag value cannot be encoded as Octue JSON."""
 
 
+class InvalidTimestampException(InvalidInputException, TypeError):
+    """A timestamp is neither a datetime, a number of epoch seconds, nor an ISO 8601 string.
+
+    Also a TypeError, because that is what Octue raises for a timestamp of the wrong kind.
+    """
+
+
 class MalformedMetadataError(InvalidInputException):
     """Metadata stored on an object or in a `.octue` file cannot be decoded."""
 
@@ -41,12 +48,24 @@ class CloudLocationNotSpecified(OctuefsError):
     """An upload or download was asked of a datafile with no cloud location."""
 
 
-class CloudObjectNotFound(OctuefsError, FileNotFoundError):
+class FileNotFoundException(OctuefsError, FileNotFoundError):
+    """A file or object that was asked for does not exist (Octue's name for it)."""
+
+
+class CloudObjectNotFound(FileNotFoundException):
     """The cloud object (or its bucket) does not exist."""
 
 
 class PreconditionConflict(OctuefsError):
     """Another writer changed the object between our read and our write; ours was not applied."""
+
+
+class ReadOnlyResource(OctuefsError):
+    """A change was asked of a datafile read through a signed URL, which can only be read."""
+
+
+class SigningUnavailable(OctuefsError):
+    """No credentials that can sign a URL (a service-account key, or a token for the IAM signing API)."""
 
 
 class ChecksumMismatch(OctuefsError):
@@ -57,7 +76,7 @@ class StorageError(OctuefsError, OSError):
     """The storage server failed a request even after retries (or could not be reached)."""
 
 
-class LocalFileNotFound(OctuefsError, FileNotFoundError):
+class LocalFileNotFound(FileNotFoundException):
     """A local datafile's file does not exist where it was asked for."""
 
 
@@ -87,3 +106,7 @@ class UnexpectedNumberOfResultsException(OctuefsError, LookupError):
 
 class BrokenSequenceException(OctuefsError):
     """Items ordered by an attribute do not start at, or step by, the value `order_by` was told to check."""
+
+
+class MalformedMetadataWarning(UserWarning):
+    """One field of stored metadata could not be read (another writer stored it badly); the rest was read."""

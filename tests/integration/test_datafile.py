@@ -46,7 +46,9 @@ def test_constructing_a_cloud_datafile_is_one_stat(bucket, proxy):
 def test_constructing_a_datafile_for_a_missing_object_is_one_stat(bucket, proxy):
     datafile = Datafile(gs(bucket, "missing.csv"))
 
-    assert not datafile.exists_in_cloud
+    # Octue's `exists_in_cloud` means "has a cloud path"; whether the object is there is `cloud_stat`.
+    assert datafile.exists_in_cloud
+    assert datafile.cloud_stat is None
     assert datafile.cloud_hash_value is None
     assert datafile.size_bytes is None
     assert proxy.kinds() == ["stat"]

@@ -25,7 +25,9 @@ from tests.support.preconditions import Preconditions
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 # Lengths are set by the connection for each body sent (the preconditions layer sends bodies of its own).
-NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "content-length"}
+# The upstream's own host goes out (set by the connection): the server reads a path-style object URL
+# (a signed URL) as such only when the Host header is its public host.
+NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "content-length", "host"}
 
 FaultKind = Literal["status", "corrupt", "delay", "reset", "truncate", "short"]
 
@@ -227,7 +229,8 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
                 connection.close()
             reply_headers = []
             for key, value in response.getheaders():
-                if key.lower() in HOP_BY_HOP or key.lower() == "content-length":
+                # A HEAD's length describes the body it did not send: pass it on as the server said it.
+                if key.lower() in HOP_BY_HOP or (key.lower() == "content-length" and method != "HEAD"):
                     continue
                 if key.lower() == "location":
                     value = value.replace(proxy.upstream, proxy.url)
@@ -261,7 +264,8 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             for key, value in headers:
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data) if declared is None else declared))
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data) if declared is None else declared))
             self.end_headers()
             self.wfile.write(data)
 
@@ -273,6 +277,6 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             # Detached, so the handler's own clean-up later finds a closed socket instead of a reused fd.
             os.close(self.connection.detach())
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
     return Handler
