@@ -13,14 +13,16 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from octuefs.datafile import Datafile
-from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError
+from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError, ReadOnlyResource
 from octuefs.filters import FilterSet
 from octuefs.metadata.codec import canonical_hash, decode_local
 from octuefs.metadata.dataset_entry import DATASET_KEY, cloud_document, dataset_primitive, decode_dataset_entry
@@ -29,13 +31,15 @@ from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import dumps, loads, to_jsonable
+from octuefs.storage import signed_urls
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes, get_storage
-from octuefs.storage.paths import CloudLocation, is_cloud_path
+from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
 
 logger = logging.getLogger(__name__)
 
 # Where Octue's `generate_signed_url` puts the documents it signs; never part of a dataset's files.
 SIGNED_METADATA_DIRECTORY = ".signed_metadata_files"
+SIGNED_DOCUMENT = f"/{SIGNED_METADATA_DIRECTORY}/"
 # Uploads and downloads of a dataset's files run in parallel, as Octue's do; requests are I/O bound.
 TRANSFER_THREADS = 8
 LOCAL_NAME_MAX = 255
@@ -47,9 +51,15 @@ def _report_malformed(error: MalformedMetadataError) -> None:
 
 
 def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | None]:
-    """A dataset's path and cloud location: `gs://bucket/prefix` without a trailing slash, or an absolute
-    local path (the current directory by default)."""
+    """A dataset's path and cloud location: `gs://bucket/prefix` without a trailing slash, a signed URL
+    (located at the prefix it was made for), or an absolute local path (the current directory by default)."""
     path = os.fspath(path) if path is not None else os.getcwd()
+    if is_url(path):
+        signed = signed_urls.url_location(path)
+        head, found, _ = f"/{signed.name}".partition(SIGNED_DOCUMENT)
+        return path, CloudLocation(signed.bucket, head.lstrip("/") if found else os.path.dirname(signed.name))
+    if has_unsupported_scheme(path):
+        raise InvalidInputException(f"{path!r}: a dataset is a local folder, a gs://bucket/prefix or a signed URL.")
     if not is_cloud_path(path):
         return str(Path(path).absolute()), None
     location = CloudLocation.parse(path, allow_bucket_only=True)
@@ -113,7 +123,9 @@ class Dataset:
                 )
             self.files = FilterSet(self._datafile_from(file) for file in files)
             return
-        if self._cloud is not None:
+        if self.is_signed:
+            self._load_signed(self.path)
+        elif self._cloud is not None:
             self._load_cloud(self._cloud)
         else:
             self._load_local(Path(self.path))
@@ -143,6 +155,11 @@ class Dataset:
         return self._cloud is not None
 
     @property
+    def is_signed(self) -> bool:
+        """Read through a signed URL (`Dataset(dataset.generate_signed_url())`): read-only."""
+        return is_url(self.path)
+
+    @property
     def exists_locally(self) -> bool:
         """Octue's meaning: the dataset's path is local (a dataset is either local or in the cloud)."""
         return not self.exists_in_cloud
@@ -165,7 +182,7 @@ class Dataset:
 
     @property
     def metadata_path(self) -> str:
-        return f"{self.path}/{METADATA_FILENAME}"
+        return self.path if self.is_signed else f"{self.path}/{METADATA_FILENAME}"
 
     def _cloud_name(self, relative: str) -> str:
         assert self._cloud is not None
@@ -213,6 +230,16 @@ class Dataset:
             return None
         return document.get(DATASET_KEY) if isinstance(document, dict) else None
 
+    def _load_signed(self, url: str) -> None:
+        """The document `generate_signed_url` uploaded: the dataset's primitive with a signed URL per file."""
+        with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
+            text = Path(Datafile(url).download(Path(directory) / "signed-dataset.json")).read_text()
+        try:
+            primitive = json.loads(text)
+        except ValueError as error:
+            raise MalformedMetadataError(f"{url}: not a signed dataset ({error}).") from None
+        self._apply_stored(primitive, url)
+
     def _load_local(self, root: Path) -> None:
         files: list[Datafile] = []
         for level, (directory, subdirectories, names) in enumerate(os.walk(root)):
@@ -256,7 +283,8 @@ class Dataset:
             _report_malformed(error)
             return
         if "files" in fields:
-            self.files = FilterSet(Datafile(path) for path in fields["files"])
+            with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as executor:
+                self.files = FilterSet(executor.map(Datafile, fields["files"]))
         self._id = fields.get("id", self._id)
         self._name = fields.get("name", self._name)
         self._tags = fields.get("tags", self._tags)
@@ -271,7 +299,7 @@ class Dataset:
     @property
     def name(self) -> str:
         """The name given or stored, else the last segment of the path."""
-        return self._name or self.path.rstrip("/").rsplit("/", 1)[-1]
+        return self._name or self.path.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
 
     @name.setter
     def name(self, name: str | None) -> None:
@@ -327,17 +355,29 @@ class Dataset:
 
     def update_cloud_metadata(self) -> None:
         """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it."""
+        cloud = self._writable_cloud_location("have its metadata updated")
+        text = cloud_document(self.to_primitive(include_files=False))
+        name = self._cloud_name(METADATA_FILENAME)
+        self._put_text(name, text, get_storage().stat(cloud.bucket, name))
+        self._stored_cloud_document = text
+
+    def _writable_cloud_location(self, action: str) -> CloudLocation:
         if self._cloud is None:
             raise CloudLocationNotSpecified(
                 f"{self!r} ({self.path}) is not in the cloud; call upload('gs://bucket/prefix') to put it there."
             )
-        text = cloud_document(self.to_primitive(include_files=False))
-        storage, name = get_storage(), self._cloud_name(METADATA_FILENAME)
-        existing = storage.stat(self._cloud.bucket, name)
+        if self.is_signed:
+            raise ReadOnlyResource(f"{self!r} is read through a signed URL, so it cannot {action}.")
+        return self._cloud
+
+    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> None:
+        """Write a small text object under the dataset's bucket as Octue does (`text/plain`), keeping any
+        custom metadata another tool put on it, and only over the generation seen (0: only if new)."""
+        assert self._cloud is not None
         with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
-            document_path = Path(directory) / METADATA_FILENAME
+            document_path = Path(directory) / "document"
             document_path.write_text(text)
-            storage.upload(
+            get_storage().upload(
                 self._cloud.bucket,
                 name,
                 document_path,
@@ -345,7 +385,19 @@ class Dataset:
                 metadata=dict(existing.metadata) if existing else {},
                 if_generation_match=existing.generation if existing else 0,
             )
-        self._stored_cloud_document = text
+
+    def generate_signed_url(self, expiration: timedelta | datetime = signed_urls.DEFAULT_EXPIRATION) -> str:
+        """A URL from which anyone can read the dataset (`Dataset(url)`) with no credentials, until `expiration`.
+
+        As Octue does, a document holding the dataset's primitive with a signed URL for each file is
+        uploaded to `<prefix>/.signed_metadata_files/<random name>` and a signed URL to it returned.
+        """
+        cloud = self._writable_cloud_location("be signed again (sign its gs:// dataset instead)")
+        primitive = self.to_primitive(include_files=False)
+        primitive["files"] = [datafile.generate_signed_url(expiration=expiration) for datafile in self.files]
+        name = self._cloud_name(f"{SIGNED_METADATA_DIRECTORY}/{uuid.uuid4().hex}")
+        self._put_text(name, dumps(primitive), None)
+        return signed_urls.generate_signed_url(CloudLocation(cloud.bucket, name), expiration)
 
     def update_local_metadata(self) -> None:
         """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries."""
@@ -428,9 +480,13 @@ class Dataset:
         return self.files.one(labels__contains=label)  # type: ignore[no-any-return]
 
     def _relative_path(self, datafile: Datafile) -> str:
-        """Where the datafile sits inside the dataset (by its cloud path in a cloud dataset, else its local path)."""
-        own = datafile.cloud_path if self.exists_in_cloud else datafile.local_path
-        prefix = f"{self.path}/"
+        """Where the datafile sits inside the dataset: by its object name in a cloud dataset (a signed one
+        too), else by its local path."""
+        if self._cloud is not None:
+            own = datafile.path_in_bucket if datafile.bucket_name == self._cloud.bucket else None
+            prefix = self._cloud_name("")
+        else:
+            own, prefix = datafile.local_path, f"{self.path}/"
         if own is None or not own.startswith(prefix):
             raise InvalidInputException(
                 f"{datafile.path} is not inside {self!r} ({self.path}); add() it to the dataset first."
@@ -450,8 +506,9 @@ class Dataset:
             raise InvalidInputException(f"{datafile!r} must be a Datafile to be added to {self!r}.")
         relative = path_in_dataset or datafile.name
         if self.exists_in_cloud:
+            cloud = self._writable_cloud_location("have files added")
             if not self._contains_path(datafile.cloud_path):
-                datafile.upload(f"{self.path}/{relative}")
+                datafile.upload(f"gs://{cloud.bucket}/{self._cloud_name(relative)}")
         elif datafile.exists_in_cloud and not datafile.exists_locally:
             datafile.download(local_path=os.path.join(self.path, relative))
         elif not self._contains_path(datafile.local_path):
@@ -463,11 +520,11 @@ class Dataset:
 
         The dataset then lives at `cloud_path`; its `.octue` is written if it changed.
         """
-        if cloud_path is None and not self.exists_in_cloud:
-            raise CloudLocationNotSpecified(
-                f"{self!r} ({self.path}) was not loaded from the cloud; give the cloud path to upload it to."
-            )
-        target, _ = _resolve(cloud_path or self.path)
+        if cloud_path is None:
+            self._writable_cloud_location("be uploaded")
+        target, location = _resolve(cloud_path or self.path)
+        if location is None or is_url(target):
+            raise InvalidInputException(f"{self!r}: upload to a gs://bucket/prefix, not to {cloud_path!r}.")
         plan = [(datafile, f"{target}/{self._relative_path(datafile)}") for datafile in self.files]
         _in_parallel(lambda item: item[0].upload(item[1]), plan)
         if target != self.path:

@@ -235,8 +235,10 @@ def test_upload_without_metadata_and_upload_in_place(folder, bucket, proxy):
 
 
 def test_upload_of_a_local_dataset_needs_a_cloud_path(folder):
-    with pytest.raises(CloudLocationNotSpecified, match="give the cloud path"):
+    with pytest.raises(CloudLocationNotSpecified, match="is not in the cloud"):
         Dataset(folder).upload()
+    with pytest.raises(InvalidInputException, match="upload to a gs://bucket/prefix"):
+        Dataset(folder).upload(str(folder.parent / "elsewhere"))
 
 
 def test_download_keeps_relative_paths(prefix, tmp_path):
