@@ -242,19 +242,22 @@ class Dataset:
 
     def _load_local(self, root: Path) -> None:
         files: list[Datafile] = []
+        stored = None
         for level, (directory, subdirectories, names) in enumerate(os.walk(root)):
             subdirectories[:] = sorted(name for name in subdirectories if name != SIGNED_METADATA_DIRECTORY)
             if level > 0 and not self._recursive:
                 break
             document = {} if self._ignore_stored_metadata else self._local_document(Path(directory))
-            if level == 0 and DATASET_KEY in document:
-                self._apply_stored(document[DATASET_KEY], self.metadata_path)
+            if level == 0:
+                stored = document.get(DATASET_KEY)
             entries = document.get("datafiles")
             entries = entries if isinstance(entries, dict) else {}
             for name in names:
                 if self._is_listed(name):
                     files.append(self._local_datafile(Path(directory, name), entries.get(name)))
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
+        if stored is not None:
+            self._apply_stored(stored, self.metadata_path)
 
     @staticmethod
     def _local_document(directory: Path) -> dict[str, Any]:

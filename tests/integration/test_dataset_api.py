@@ -320,3 +320,16 @@ def test_add_a_local_datafile_to_a_local_dataset_copies_it_only_from_outside(fol
 def test_add_takes_only_datafiles(folder):
     with pytest.raises(InvalidInputException, match="must be a Datafile"):
         Dataset(folder).add(str(folder / "a.csv"))  # type: ignore[arg-type]
+
+
+def test_files_named_in_the_stored_dataset_entry_are_the_dataset(folder, prefix, bucket):
+    """Octue's `_set_metadata`: a stored entry with `files` (as a signed document has) defines the files."""
+    entry = {"dataset": {"name": "chosen", "files": [f"{prefix}/sub/b.csv", str(folder / "a.csv")]}}
+    (folder / ".octue").write_text(json.dumps({**json.loads((folder / ".octue").read_text()), **entry}))
+    put(bucket, "measurements/.octue", json.dumps(entry).encode())
+
+    for path in (folder, prefix):
+        dataset = Dataset(path)
+        assert sorted(datafile.path for datafile in dataset) == sorted(entry["dataset"]["files"]), path
+        assert dataset.name == "chosen"
+    assert len(Dataset(folder, ignore_stored_metadata=True)) == len(NESTED)
