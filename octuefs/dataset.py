@@ -404,6 +404,8 @@ class Dataset:
 
     def update_local_metadata(self) -> None:
         """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries."""
+        if self.exists_in_cloud:
+            raise InvalidInputException(f"{self!r} is in the cloud ({self.path}); use update_cloud_metadata().")
         LocalMetadataStore(self.path).write_dataset_entry(to_jsonable(self.to_primitive(include_files=False)))
 
     def __enter__(self) -> Dataset:

@@ -192,6 +192,16 @@ def test_update_cloud_metadata_needs_a_cloud_dataset(folder):
         Dataset(folder).update_cloud_metadata()
 
 
+def test_update_local_metadata_needs_a_local_dataset(prefix, tmp_path, monkeypatch):
+    """Octue fails opening `gs://.../.octue` as a file; a local folder named `gs:` must never appear."""
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(InvalidInputException, match="is in the cloud"):
+        Dataset(prefix).update_local_metadata()
+
+    assert list(tmp_path.iterdir()) == []
+
+
 # Upload and download ------------------------------------------------------------------------
 
 
