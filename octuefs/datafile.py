@@ -14,27 +14,30 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from octuefs import cloud_metadata
+from octuefs import cloud_metadata, datafile_primitive
 from octuefs.errors import (
     CloudLocationNotSpecified,
     CloudObjectNotFound,
     InvalidInputException,
     LocalFileNotFound,
+    MalformedMetadataError,
+    MalformedMetadataWarning,
     OctuefsError,
     ReadOnlyResource,
 )
-from octuefs.metadata.codec import decode_local, encode_cloud, encode_fields, encode_local, metadata_hash
+from octuefs.metadata.codec import decode_fields, decode_local, encode_fields, encode_local, metadata_hash
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_id, parse_timestamp
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import to_jsonable
+from octuefs.metadata.values import dumps
 from octuefs.reader import RangedFile, library_reader
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
@@ -125,14 +128,17 @@ class Datafile:
         if is_url(path):
             self._init_cloud(signed_urls.url_location(path), signed_urls.stat_url(path), local_path)
             self._url = path
-            stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
         elif is_cloud_path(path):
             location = CloudLocation.parse(path)
             self._init_cloud(location, get_storage().stat(location.bucket, location.name), local_path)
-            stored = cloud_metadata.stored_fields(self._stat) if self._stat and not ignore_stored_metadata else {}
         else:
             self._init_local(Path(path).absolute(), CloudLocation.parse(cloud_path) if cloud_path else None)
-            stored = {} if ignore_stored_metadata else self._stored_local_fields()
+        if ignore_stored_metadata:
+            stored = {}
+        elif self._origin_is_cloud:
+            stored = cloud_metadata.stored_fields(self._stat) if self._stat else {}
+        else:
+            stored = self._stored_local_fields()
         self._set_metadata({**{key: value for key, value in given.items() if value is not None}, **stored})
         if cloud_path and self._local_content() is not None:
             # As Octue's constructor does (through its `cloud_path` setter); a file not written yet goes up
@@ -201,8 +207,14 @@ class Datafile:
         return datafile
 
     def _stored_local_fields(self) -> dict[str, Any]:
+        """The file's `.octue` entry; a `.octue` that is not JSON is reported and read as empty (writing
+        metadata then refuses to replace it, so nothing in it is lost)."""
         assert self._local_file is not None
-        entry = LocalMetadataStore(self._local_file.parent).datafile_entry(self._local_file.name)
+        try:
+            entry = LocalMetadataStore(self._local_file.parent).datafile_entry(self._local_file.name)
+        except MalformedMetadataError as error:
+            warnings.warn(f"{error} Its metadata is read as empty.", MalformedMetadataWarning, stacklevel=3)
+            return {}
         return decode_local(entry, f"{self._local_file.parent / METADATA_FILENAME}[{self.name}]") if entry else {}
 
     # Identity and location ------------------------------------------------------------------
@@ -385,7 +397,9 @@ class Datafile:
 
     @property
     def metadata_changed(self) -> bool:
-        return encode_cloud(self._metadata) != encode_cloud(self._saved)
+        """Whether the metadata differs from what is stored; the order of tags is no change (a datafile
+        rebuilt from Octue's serialised text, whose keys are sorted, has them in another order)."""
+        return dumps(encode_fields(self._metadata), sort_keys=True) != dumps(encode_fields(self._saved), sort_keys=True)
 
     # Hashes and size ------------------------------------------------------------------------
 
@@ -631,32 +645,53 @@ class Datafile:
         store = LocalMetadataStore(self._local_file.parent)
         store.write_datafile_entry(self._local_file.name, encode_local(self._metadata))
 
-    # Serialisation --------------------------------------------------------------------------
+    # Serialisation (Octue's protocol, see `octuefs.datafile_primitive`) ----------------------
 
-    def serialise(self) -> dict[str, Any]:
-        local = self._local_content()
+    def to_primitive(self) -> dict[str, Any]:
+        """Octue's fields as Python values; `path` is the local copy when there is one, as in Octue."""
+        local = str(self._local_file) if self.exists_locally and self._local_file else None
+        stat = self._stat if self._stat_known else None
         return {
             "id": self.id,
+            "timestamp": self.timestamp,
+            "tags": dict(self.tags),
+            "labels": sorted(self.labels),
             "name": self.name,
-            "path": self.path,
+            "local_path": local,
             "cloud_path": self.cloud_path,
-            "local_path": str(local) if local else None,
-            **{key: to_jsonable(value) for key, value in self.metadata(use_octue_namespace=False).items()},
-            "cloud_stat": self._stat.to_dict() if self._stat_known and self._stat else None,
+            "_cloud_metadata": datafile_primitive.cloud_metadata_primitive(stat, self._origin_is_cloud),
+            "path": local or self.cloud_path,
         }
 
+    def serialise(self, **kwargs: Any) -> str:
+        """JSON text as Octue writes it (sorted keys, indent 4); `kwargs` go to `json.dumps`."""
+        return dumps(self.to_primitive(), **{"sort_keys": True, "indent": 4, **kwargs})
+
     @classmethod
-    def deserialise(cls, data: dict[str, Any]) -> Datafile:
-        """Rebuild a serialised datafile; a cloud one whose stat was serialised costs no request."""
-        metadata = {key: data.get(key) for key in ("id", "timestamp", "tags", "labels")}
-        if data.get("cloud_stat") and is_cloud_path(data["path"]):
-            datafile = cls.from_object_stat(ObjectStat.from_dict(data["cloud_stat"]), ignore_stored_metadata=True)
-            datafile._set_metadata(decode_local(metadata, data["path"]))
-            if data.get("local_path"):
-                datafile._local_copy_target = Path(data["local_path"])
-            return datafile
-        fields = decode_local(metadata, data["path"])
-        return cls(data["path"], cloud_path=data.get("cloud_path"), ignore_stored_metadata=True, **fields)
+    def deserialise(cls, serialised: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
+        """Rebuild a datafile from `serialise()` text or a `to_primitive()` dict (`from_string` is Octue's
+        flag; text is recognised either way). The metadata sent wins over what is stored; a cloud
+        datafile whose object record was sent costs no request."""
+        data = datafile_primitive.decode(serialised)
+        stat, origin_is_cloud = datafile_primitive.known_object(data.pop("_cloud_metadata", None))
+        fields = {key: data.pop(key, None) for key in ("id", "timestamp", "tags", "labels")}
+        path = data.pop("path", None) or data.get("local_path") or data.get("cloud_path")
+        if stat is None:
+            return cls(path, ignore_stored_metadata=True, **fields, **data)
+        datafile = cls._unnamed_for_reading()
+        datafile._name = data.get("name")
+        cloud_path, local_path = data.get("cloud_path"), data.get("local_path")
+        if origin_is_cloud:
+            datafile._init_cloud(stat.location, stat, local_path)
+            datafile._url = cloud_path if is_url(cloud_path) else None
+        else:
+            datafile._init_local(Path(path).absolute(), stat.location)
+            datafile._stat, datafile._stat_known = stat, True
+        datafile._set_metadata(decode_fields(fields, str(path)))
+        if origin_is_cloud:
+            # What the object holds is what is saved: changes sent unsaved are still changes.
+            datafile._saved = cloud_metadata.metadata_of(stat)
+        return datafile
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}({self.name!r})>"

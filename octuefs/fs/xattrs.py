@@ -18,7 +18,7 @@ from octuefs.errors import (
     UnsupportedAttribute,
 )
 from octuefs.metadata.labels import LabelSet, split_label_text
-from octuefs.metadata.model import OctueMetadata, parse_timestamp
+from octuefs.metadata.model import OctueMetadata, parse_timestamp_text
 from octuefs.metadata.tags import TagDict, validate_tag_key
 from octuefs.metadata.values import dumps, loads
 
@@ -100,7 +100,7 @@ def with_set(datafile: Datafile, name: str, value: bytes) -> OctueMetadata:
     elif name == LABELS:
         changed.labels = LabelSet(split_label_text(text))
     else:
-        changed.timestamp = parse_timestamp(text) if text.strip() else None
+        changed.timestamp = parse_timestamp_text(text) if text.strip() else None
     return changed
 
 

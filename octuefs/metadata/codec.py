@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import google_crc32c
 
-from octuefs.errors import InvalidInputException, MalformedMetadataError, MetadataTooLargeError
+from octuefs.errors import (
+    InvalidInputException,
+    InvalidLabelException,
+    InvalidTagException,
+    MalformedMetadataError,
+    MalformedMetadataWarning,
+    MetadataTooLargeError,
+)
 from octuefs.metadata.labels import LabelSet, split_label_text
-from octuefs.metadata.model import OCTUE_SDK_VERSION, OctueMetadata, normalise_id, parse_timestamp
+from octuefs.metadata.model import OCTUE_SDK_VERSION, OctueMetadata, normalise_id, parse_timestamp_text
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import dumps, from_jsonable, loads, to_jsonable
 
@@ -63,41 +71,67 @@ def encode_local(metadata: OctueMetadata) -> dict[str, Any]:
     return {field: to_jsonable(value) for field, value in encode_fields(metadata).items()}
 
 
+def _warn(source: str, what: str, value: Any, reason: object) -> None:
+    """Another writer stored something Octue's rules refuse: say where and what, and read the rest."""
+    warnings.warn(
+        f"{source}: stored {what} {value!r} is not valid ({reason}); it is read without it.",
+        MalformedMetadataWarning,
+        stacklevel=5,
+    )
+
+
 def _decode_labels(value: Any, source: str) -> LabelSet:
+    """Every valid label; each invalid one is reported and left out."""
     if isinstance(value, str):
         value = split_label_text(value)
     if not isinstance(value, set | list | tuple):
-        raise MalformedMetadataError(f"{source}: labels {value!r} are not a set, list or string of words.")
-    return LabelSet(value)
+        raise MalformedMetadataError(f"labels {value!r} are not a set, list or string of words")
+    labels = LabelSet()
+    for label in value:
+        try:
+            labels.add(label)
+        except InvalidLabelException as error:
+            _warn(source, "label", label, error)
+    return labels
 
 
 def _decode_tags(value: Any, source: str) -> TagDict:
+    """Every valid tag; each tag with an invalid key is reported and left out."""
     if not isinstance(value, dict):
-        raise MalformedMetadataError(f"{source}: tags {value!r} are not a JSON object.")
-    return TagDict(value)
+        raise MalformedMetadataError(f"tags {value!r} are not a JSON object")
+    tags = TagDict()
+    for key, tag_value in value.items():
+        try:
+            tags[key] = tag_value
+        except InvalidTagException as error:
+            _warn(source, "tag", key, error)
+    return tags
+
+
+_FIELD_DECODERS: dict[str, Callable[[Any, str], Any]] = {
+    "id": lambda value, _: normalise_id(value),
+    "timestamp": lambda value, _: parse_timestamp_text(value),
+    "tags": _decode_tags,
+    "labels": _decode_labels,
+}
 
 
 def decode_fields(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Validate decoded field values; only fields present are returned, so callers can fall back per field.
-
-    `source` names the object or file in every error so a bad entry can be found and fixed.
+    """Validate decoded field values; only fields present and valid are returned, so callers can fall back
+    per field. What another writer stored badly never makes the whole unreadable: each bad field (or tag,
+    or label) is reported with a MalformedMetadataWarning naming `source` and left out.
     """
     if not isinstance(stored, Mapping):
-        raise MalformedMetadataError(f"{source}: Octue metadata {stored!r} is not a JSON object.")
+        _warn(source, "Octue metadata", stored, "not a JSON object")
+        return {}
     decoded: dict[str, Any] = {}
-    try:
-        if stored.get("id") is not None:
-            decoded["id"] = normalise_id(stored["id"])
-        if "timestamp" in stored:
-            decoded["timestamp"] = parse_timestamp(stored["timestamp"])
-        if stored.get("tags") is not None:
-            decoded["tags"] = _decode_tags(stored["tags"], source)
-        if stored.get("labels") is not None:
-            decoded["labels"] = _decode_labels(stored["labels"], source)
-    except MalformedMetadataError:
-        raise
-    except InvalidInputException as error:
-        raise MalformedMetadataError(f"{source}: stored Octue metadata is invalid: {error}") from None
+    for field, decode in _FIELD_DECODERS.items():
+        if field not in stored or (stored[field] is None and field != "timestamp"):
+            continue
+        try:
+            decoded[field] = decode(stored[field], source)
+        except InvalidInputException as error:
+            _warn(source, field, stored[field], error)
     return decoded
 
 
@@ -117,10 +151,15 @@ def decode_cloud(custom: Mapping[str, str | None], source: str) -> dict[str, Any
 
 
 def decode_local(entry: Mapping[str, Any], source: str) -> dict[str, Any]:
-    try:
-        stored = from_jsonable(entry)
-    except (TypeError, ValueError) as error:
-        raise MalformedMetadataError(f"{source}: stored Octue metadata is invalid: {error}") from None
+    if not isinstance(entry, Mapping):
+        _warn(source, "Octue metadata", entry, "not a JSON object")
+        return {}
+    stored: dict[str, Any] = {}
+    for field, value in entry.items():
+        try:
+            stored[field] = from_jsonable(value)
+        except (TypeError, ValueError) as error:
+            _warn(source, field, value, error)
     return decode_fields(stored, source)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import UserString
 from collections.abc import Iterable
 
 from octuefs.errors import InvalidLabelException
@@ -13,6 +14,8 @@ LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*(?<!-)$")
 
 def normalise_label(label: object) -> str:
     """Lowercase then validate, because Octue's own docs pass `{"Vestas"}` as a label."""
+    if isinstance(label, UserString):  # an Octue `Label`
+        label = str(label)
     if not isinstance(label, str):
         raise InvalidLabelException(f"Label {label!r} is not a string.")
     candidate = label.strip().lower()
@@ -37,6 +40,14 @@ def split_label_text(text: str) -> list[str]:
     return [word for word in re.split(r"[\s,]+", stripped) if word]
 
 
+class Label(str):
+    """One label, validated when made: Octue's `Label` (a `UserString` there, a `str` here, so it goes
+    wherever a string goes), lowercased first as every label in octuefs is."""
+
+    def __new__(cls, name: object) -> Label:
+        return super().__new__(cls, normalise_label(name))
+
+
 class LabelSet(set[str]):
     """A set whose members are always valid, normalised labels."""
 
@@ -51,9 +62,13 @@ class LabelSet(set[str]):
     def add(self, label: str) -> None:
         super().add(normalise_label(label))
 
-    def update(self, *others: Iterable[str]) -> None:
+    def update(self, *others: Iterable[str] | str) -> None:
+        """Like `set.update` with iterables of labels, and like Octue's `update(*labels)` with single labels."""
         for other in others:
-            super().update(normalise_label(label) for label in other)
+            if isinstance(other, str | UserString):
+                super().add(normalise_label(other))
+            else:
+                super().update(normalise_label(label) for label in other)
 
     def __ior__(self, other: Iterable[str]) -> LabelSet:  # type: ignore[override,misc]
         self.update(other)
@@ -80,6 +95,12 @@ class LabelSet(set[str]):
 
     def any_label_starts_with(self, prefix: str) -> bool:
         return any(label.startswith(prefix) for label in self)
+
+    def any_label_ends_with(self, suffix: str) -> bool:
+        return any(label.endswith(suffix) for label in self)
+
+    def any_label_contains(self, part: str) -> bool:
+        return any(part in label for label in self)
 
     def __repr__(self) -> str:
         return f"LabelSet({self.sorted()!r})"

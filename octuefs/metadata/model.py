@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from octuefs.errors import InvalidInputException
+from octuefs.errors import InvalidInputException, InvalidTimestampException
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.tags import TagDict
 
@@ -35,34 +35,45 @@ def derived_id(bucket: str, name: str, generation: int | None) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Accept what users and other writers put in a timestamp: datetime, ISO 8601 or epoch seconds."""
+    """A timestamp given through the API, by Octue's rule: a datetime, epoch seconds (naive local time,
+    as Octue's `datetime.fromtimestamp` gives), or None; octuefs also takes an ISO 8601 string.
+
+    Anything else raises InvalidTimestampException, a TypeError as Octue raises.
+    """
     if value is None or isinstance(value, datetime):
         return value
-    if isinstance(value, bool):
-        raise InvalidInputException(f"Timestamp {value!r} is not a datetime, ISO 8601 string or number.")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_epoch(value, value)
     if isinstance(value, str):
-        text = value.strip()
         try:
-            seconds = float(text)
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidTimestampException(f"Timestamp {value!r} is not an ISO 8601 string.") from None
+    raise InvalidTimestampException(
+        f"Timestamp {value!r} should be a datetime, a number of epoch seconds, an ISO 8601 string or None."
+    )
+
+
+def parse_timestamp_text(value: object) -> datetime | None:
+    """A timestamp read from stored metadata or typed as text (an xattr): epoch seconds may be text too."""
+    if isinstance(value, str):
+        try:
+            seconds = float(value.strip())
         except ValueError:
             pass
         else:
             return _from_epoch(seconds, value)
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidInputException(f"Timestamp {value!r} is not ISO 8601 or epoch seconds.") from None
-    raise InvalidInputException(f"Timestamp {value!r} is not a datetime, ISO 8601 string or number.")
+    return parse_timestamp(value)
 
 
 def _from_epoch(seconds: float, given: object) -> datetime:
     """NaN, infinities and huge numbers make `fromtimestamp` raise ValueError, OverflowError or OSError."""
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return datetime.fromtimestamp(seconds)
     except (ValueError, OverflowError, OSError):
-        raise InvalidInputException(f"Timestamp {given!r} is not a representable number of epoch seconds.") from None
+        raise InvalidTimestampException(
+            f"Timestamp {given!r} is not a representable number of epoch seconds."
+        ) from None
 
 
 @dataclass

@@ -56,3 +56,11 @@ class TagDict(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"TagDict({dict(self)!r})"
+
+    def to_primitive(self) -> dict[str, Any]:
+        """Octue's serialisation protocol: the plain dict (datetimes and sets are tagged when dumped)."""
+        return dict(self)
+
+    def serialise(self, **kwargs: Any) -> str:
+        """JSON text as Octue's `Serialisable.serialise` writes it (sorted keys, indent 4)."""
+        return dumps(self.to_primitive(), **{"sort_keys": True, "indent": 4, **kwargs})

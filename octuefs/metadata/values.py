@@ -23,9 +23,9 @@ def _encode_special(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-    """Encode like Octue's `OctueJSONEncoder` (so the bytes match the SDK's)."""
-    return json.dumps(value, default=_encode_special, indent=indent, sort_keys=sort_keys)
+def dumps(value: Any, **options: Any) -> str:
+    """Encode like Octue's `OctueJSONEncoder` (so the bytes match the SDK's); `options` go to `json.dumps`."""
+    return json.dumps(value, default=_encode_special, **options)
 
 
 def to_jsonable(value: Any) -> Any:

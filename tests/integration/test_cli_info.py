@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pytest
 import octuefs
 from octuefs import Datafile
 from octuefs.cli.main import main
+from octuefs.errors import MalformedMetadataWarning
 from tests.support.golden import GOLDEN_OBJECTS
 
 OCTUEFS = Path(sys.executable).parent / "octuefs"
@@ -214,17 +216,18 @@ def test_main_missing_local_file(tmp_path, capsys):
     assert str(missing) in capsys.readouterr().err
 
 
-def test_main_malformed_metadata_names_the_object(bucket, capsys):
+def test_main_malformed_metadata_warns_naming_the_object_and_shows_the_rest(bucket, capsys):
     blob = bucket.blob("bad.csv")
-    blob.metadata = {"octue__tags": '{"Bad Key": 1}'}
+    blob.metadata = {"octue__tags": '{"Bad Key": 1, "fine": 2}', "octue__labels": '["ok"]'}
     blob.upload_from_string(b"a")
     path = f"gs://{bucket.name}/bad.csv"
 
-    assert main(["info", path]) == 1
+    with pytest.warns(MalformedMetadataWarning, match=re.escape(path)) as record:
+        assert main(["info", "--json", path]) == 0
 
-    err = capsys.readouterr().err
-    assert path in err
-    assert "Bad Key" in err
+    assert "Bad Key" in str(record[0].message)
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["tags"], shown["labels"]) == ({"fine": 2}, ["ok"])
 
 
 def test_main_rejects_a_bucket_without_object_name(bucket, capsys):

@@ -9,6 +9,7 @@ ordering, and `update_cloud_metadata`/`update_local_metadata`. Where octuefs del
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,133 @@ def test_update_local_metadata_of_a_downloaded_cloud_datafile_writes_beside_its_
 
     assert proxy.kinds() == []
     assert LocalMetadataStore(tmp_path).datafile_entry("readings.csv")["tags"] == GOLDEN_CSV_TAGS
+
+
+# Timestamps ------------------------------------------------------------------------------------
+
+
+def test_epoch_seconds_are_stored_in_octues_form(bucket, proxy, local_csv):
+    datafile = Datafile(local_csv, timestamp=1714979289.5)
+
+    datafile.upload(gs(bucket, "stamped.csv"))
+
+    stored = bucket.get_blob("stamped.csv").metadata["octue__timestamp"]
+    assert stored == json.dumps({"_type": "datetime", "value": datetime.fromtimestamp(1714979289.5).isoformat()})
+    assert Datafile(gs(bucket, "stamped.csv")).timestamp == datetime.fromtimestamp(1714979289.5)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "1714979289", "", b"2024-05-06", [2024]])
+def test_a_timestamp_that_is_not_a_datetime_number_or_iso_8601_is_octues_type_error(local_csv, proxy, value):
+    with pytest.raises(TypeError, match="Timestamp"):
+        Datafile(local_csv, timestamp=value)
+    datafile = Datafile(local_csv)
+    with pytest.raises(TypeError, match="Timestamp"):
+        datafile.timestamp = value
+    assert datafile.timestamp is None
+
+
+def test_an_iso_8601_timestamp_is_accepted(local_csv, proxy):
+    datafile = Datafile(local_csv, timestamp="2024-05-06T07:08:09+02:00")
+
+    assert datafile.timestamp == datetime.fromisoformat("2024-05-06T07:08:09+02:00")
+
+
+# Serialisation ---------------------------------------------------------------------------------
+
+OCTUE_FIELDS = {"id", "timestamp", "tags", "labels", "name", "local_path", "cloud_path", "path", "_cloud_metadata"}
+
+
+def test_a_cloud_datafile_serialises_in_octues_format(bucket, proxy):
+    blob = put_golden_csv(bucket)
+    datafile = Datafile(gs(bucket, CSV_NAME))
+    proxy.reset()
+
+    text = datafile.serialise()
+
+    assert proxy.kinds() == []
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=4)
+    serialised = json.loads(text)
+    assert set(serialised) == OCTUE_FIELDS
+    assert serialised["labels"] == ["a1", "met-mast", "wind-turbine"]
+    assert serialised["timestamp"] == {"_type": "datetime", "value": "2024-05-06T07:08:09.123456"}
+    assert serialised["tags"] == GOLDEN_CSV_TAGS
+    assert (serialised["path"], serialised["cloud_path"], serialised["local_path"]) == (gs(bucket, CSV_NAME),) * 2 + (
+        None,
+    )
+    cloud = serialised["_cloud_metadata"]
+    assert cloud["crc32c"] == blob.crc32c and cloud["size"] == len(CSV)
+    # Octue's reading of the object's custom metadata: decoded values, its own keys without the prefix.
+    assert cloud["custom_metadata"]["tags"] == GOLDEN_CSV_TAGS
+    assert cloud["custom_metadata"]["labels"] == {"_type": "set", "items": ["a1", "met-mast", "wind-turbine"]}
+    assert cloud["custom_metadata"]["owner"] == FOREIGN["owner"]
+    assert cloud["updated"]["_type"] == "datetime"
+
+
+def test_to_primitive_holds_python_values_as_octues_does(bucket, proxy):
+    put_golden_csv(bucket)
+    datafile = Datafile(gs(bucket, CSV_NAME))
+
+    primitive = datafile.to_primitive()
+
+    assert set(primitive) == OCTUE_FIELDS
+    assert primitive["timestamp"] == datafile.timestamp
+    assert primitive["labels"] == sorted(datafile.labels)
+    assert isinstance(primitive["_cloud_metadata"]["updated"], datetime)
+
+
+@pytest.mark.parametrize("form", ["text", "text-flag", "primitive", "json-of-primitive"])
+def test_a_cloud_datafile_is_rebuilt_from_any_serialised_form_without_a_request(bucket, proxy, form):
+    blob = put_golden_csv(bucket)
+    datafile = Datafile(gs(bucket, CSV_NAME))
+    datafile.tags["unsaved"] = True
+    proxy.reset()
+    serialised = {
+        "text": datafile.serialise(),
+        "text-flag": datafile.serialise(),
+        "primitive": datafile.to_primitive(),
+        "json-of-primitive": json.loads(datafile.serialise()),
+    }[form]
+
+    copy = Datafile.deserialise(serialised, from_string=form == "text-flag")
+
+    assert proxy.kinds() == []
+    assert (copy.id, copy.timestamp, copy.tags, copy.labels) == (
+        datafile.id,
+        datafile.timestamp,
+        datafile.tags,
+        datafile.labels,
+    )
+    assert copy.cloud_path == copy.path == gs(bucket, CSV_NAME)
+    assert copy.cloud_stat.generation == blob.generation
+    assert copy.metadata_changed  # the unsaved tag came along as a change still to save
+    copy.update_metadata()
+    assert proxy.kinds() == ["patch"]
+    assert json.loads(bucket.get_blob(CSV_NAME).metadata["octue__tags"])["unsaved"] is True
+
+
+def test_a_local_datafile_with_a_cloud_copy_round_trips(bucket, proxy, local_csv):
+    datafile = Datafile(local_csv, cloud_path=gs(bucket, "up/readings.csv"), labels={"x"})
+    proxy.reset()
+
+    serialised = json.loads(datafile.serialise())
+    copy = Datafile.deserialise(serialised)
+
+    assert (serialised["path"], serialised["local_path"]) == (str(local_csv), str(local_csv))
+    assert proxy.kinds() == []
+    assert (copy.path, copy.cloud_path, copy.labels) == (str(local_csv), gs(bucket, "up/readings.csv"), {"x"})
+    assert copy.exists_locally and copy.exists_in_cloud
+
+
+def test_a_datafile_read_through_a_url_round_trips(bucket, proxy):
+    put_golden_csv(bucket)
+    url = f"{proxy.url}/{bucket.name}/{CSV_NAME}?X-Goog-Signature=unchecked"
+    datafile = Datafile(url)
+    proxy.reset()
+
+    copy = Datafile.deserialise(datafile.serialise())
+
+    assert proxy.kinds() == []
+    assert copy.cloud_path == url
+    assert copy.tags == GOLDEN_CSV_TAGS
+    with copy.open() as f:
+        assert f.read() == CSV.decode()

@@ -204,7 +204,8 @@ def test_malformed_object_metadata_warns_and_lists_everything(campaign, bucket, 
     assert names(dataset) == sorted([*DIRECT_CHILDREN, "bad-labels.csv", "bad-tags.csv"])
     assert proxy.kinds() == ["list"]
     bad = by_name(dataset)["bad-tags.csv"]
-    assert (bad.tags, bad.labels) == ({}, set())
+    # Only the bad tag is left out: the rest of the object's metadata is read.
+    assert (bad.tags, bad.labels) == ({}, {"fine"})
     # Well-formed neighbours are unaffected.
     assert by_name(dataset)["tagged-01.csv"].labels == {"wind", "odd"}
 

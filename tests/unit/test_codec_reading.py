@@ -1,15 +1,14 @@
-"""Reading stored metadata leniently, as Octue does, and refusing what cannot be read with a named error."""
+"""Reading stored metadata leniently, as Octue does; what cannot be read is reported by name and left out."""
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from octuefs.errors import InvalidInputException, MalformedMetadataError
+from octuefs.errors import MalformedMetadataWarning
 from octuefs.metadata import codec
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.tags import TagDict
@@ -76,10 +75,10 @@ def test_labels_in_every_form_octue_accepts(stored: str, expected: set[str]) -> 
 @pytest.mark.parametrize(
     ("stored", "expected"),
     [
-        ("1714979289", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
-        ("1714979289.5", datetime(2024, 5, 6, 7, 8, 9, 500000, tzinfo=UTC)),
-        ('"1714979289"', datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
-        ("0", datetime(1970, 1, 1, tzinfo=UTC)),
+        ("1714979289", datetime.fromtimestamp(1714979289)),
+        ("1714979289.5", datetime.fromtimestamp(1714979289.5)),
+        ('"1714979289"', datetime.fromtimestamp(1714979289)),
+        ("0", datetime.fromtimestamp(0)),
         ('"2024-05-06T07:08:09+02:00"', datetime.fromisoformat("2024-05-06T07:08:09+02:00")),
         ("2024-05-06T07:08:09", datetime(2024, 5, 6, 7, 8, 9)),
         (
@@ -138,45 +137,54 @@ def test_decoded_tags_are_a_validated_tag_dict() -> None:
     assert tags == {"when": datetime(2024, 1, 1), "kinds": {"a", "b"}}
 
 
-@pytest.mark.parametrize(
-    ("key", "stored"),
-    [
-        ("octue__id", '"not-a-uuid"'),
-        ("octue__id", "42"),
-        ("octue__id", '{"a": 1}'),
-        ("octue__timestamp", '"yesterday"'),
-        ("octue__timestamp", "true"),
-        ("octue__timestamp", "[2024, 5, 6]"),
-        ("octue__timestamp", "1e20"),
-        ("octue__timestamp", '"inf"'),
-        ("octue__timestamp", '{"_type": "datetime", "value": "not a date"}'),
-        ("octue__tags", "[1, 2]"),
-        ("octue__tags", "not json"),
-        ("octue__tags", '"a string"'),
-        ("octue__tags", '{"Bad": 1}'),
-        ("octue__tags", '{"a-b": 1}'),
-        ("octue__tags", '{"when": {"_type": "datetime", "value": "not a date"}}'),
-        ("octue__labels", '{"a": 1}'),
-        ("octue__labels", "-bad"),
-        ("octue__labels", "good bad-"),
-        ("octue__labels", "[1, 2]"),
-        ("octue__labels", '["a b"]'),
-        ("octue__labels", "[unterminated"),
-        ("octue__labels", '{"_type": "set", "items": [{"a": 1}]}'),
-        ("tags", "[]"),
-    ],
-)
-def test_invalid_stored_values_raise_malformed_metadata_naming_the_source(key: str, stored: str) -> None:
-    with pytest.raises(MalformedMetadataError, match=re.escape(SOURCE)):
-        decode({key: stored})
+# Each case: a stored value Octue's rules refuse, and what the field reads as (None: left out).
+BADLY_STORED = [
+    ("octue__id", '"not-a-uuid"', None),
+    ("octue__id", "42", None),
+    ("octue__id", '{"a": 1}', None),
+    ("octue__timestamp", '"yesterday"', None),
+    ("octue__timestamp", "true", None),
+    ("octue__timestamp", "[2024, 5, 6]", None),
+    ("octue__timestamp", "1e20", None),
+    ("octue__timestamp", '"inf"', None),
+    ("octue__timestamp", '{"_type": "datetime", "value": "not a date"}', None),
+    ("octue__tags", "[1, 2]", None),
+    ("octue__tags", "not json", None),
+    ("octue__tags", '"a string"', None),
+    ("octue__tags", '{"Bad": 1, "good": 2}', {"good": 2}),
+    ("octue__tags", '{"Bad-Key": 1}', {}),
+    ("octue__tags", '{"when": {"_type": "datetime", "value": "not a date"}}', None),
+    ("octue__labels", '{"a": 1}', None),
+    ("octue__labels", "-bad", set()),
+    ("octue__labels", "good bad-", {"good"}),
+    ("octue__labels", "[1, 2]", set()),
+    ("octue__labels", '["a b", "fine"]', {"fine"}),
+    ("octue__labels", "[unterminated", None),
+    ("octue__labels", '{"_type": "set", "items": [{"a": 1}]}', set()),
+    ("tags", "[]", None),
+]
 
 
-def test_malformed_metadata_is_an_invalid_input_and_a_value_error() -> None:
-    with pytest.raises(MalformedMetadataError) as raised:
-        decode({"octue__id": '"nope"'})
-    assert isinstance(raised.value, InvalidInputException)
-    assert isinstance(raised.value, ValueError)
-    assert "nope" in str(raised.value)
+@pytest.mark.parametrize(("key", "stored", "expected"), BADLY_STORED)
+def test_badly_stored_values_warn_naming_the_object_and_field_and_the_rest_is_read(
+    key: str, stored: str, expected: Any
+) -> None:
+    field = key.removeprefix("octue__")
+    other = {"octue__tags": '{"kept": true}'} if field == "id" else {"octue__id": json.dumps(ID)}
+
+    with pytest.warns(MalformedMetadataWarning) as record:
+        decoded = decode({key: stored, **other})
+
+    assert all(SOURCE in str(warning.message) for warning in record)
+    assert any(f"stored {field.removesuffix('s')}" in str(warning.message) for warning in record)
+    assert decoded.get(field) == expected
+    assert decoded["tags" if field == "id" else "id"] == ({"kept": True} if field == "id" else ID)
+
+
+def test_a_bad_tag_key_is_named_in_the_warning() -> None:
+    with pytest.warns(MalformedMetadataWarning, match=r"stored tag 'Bad-Key'") as record:
+        decode({"octue__tags": '{"Bad-Key": 1, "fine": 2}'})
+    assert len(record) == 1
 
 
 def test_decode_local_reads_octue_entry() -> None:
@@ -199,7 +207,7 @@ def test_decode_local_reads_labels_as_a_string_and_epoch_timestamp() -> None:
     entry = {"labels": "a1 met-mast", "timestamp": 0}
     assert codec.decode_local(entry, "src") == {
         "labels": {"a1", "met-mast"},
-        "timestamp": datetime(1970, 1, 1, tzinfo=UTC),
+        "timestamp": datetime.fromtimestamp(0),
     }
 
 
@@ -215,24 +223,24 @@ def test_decode_local_does_not_change_its_argument() -> None:
 
 
 @pytest.mark.parametrize(
-    "entry",
+    ("entry", "expected"),
     [
-        "oops",
-        ["id", ID],
-        42,
-        {"id": "not-a-uuid"},
-        {"timestamp": {"_type": "datetime", "value": "not a date"}},
-        {"timestamp": "yesterday"},
-        {"tags": ["a"]},
-        {"tags": {"Bad": 1}},
-        {"labels": {"_type": "set", "items": [{"a": 1}]}},
-        {"labels": {"a": 1}},
-        {"labels": ["-bad"]},
+        ("oops", {}),
+        (["id", ID], {}),
+        (42, {}),
+        ({"id": "not-a-uuid", "labels": ["ok"]}, {"labels": {"ok"}}),
+        ({"timestamp": {"_type": "datetime", "value": "not a date"}}, {}),
+        ({"timestamp": "yesterday", "tags": {"a": 1}}, {"tags": {"a": 1}}),
+        ({"tags": ["a"]}, {}),
+        ({"tags": {"Bad": 1}}, {"tags": {}}),
+        ({"labels": {"_type": "set", "items": [{"a": 1}]}}, {}),
+        ({"labels": {"a": 1}}, {}),
+        ({"labels": ["-bad", "good"]}, {"labels": {"good"}}),
     ],
 )
-def test_decode_local_invalid_entry_raises_malformed_metadata_naming_the_source(entry: Any) -> None:
-    with pytest.raises(MalformedMetadataError, match=r"dir/\.octue\[readings\.csv\]"):
-        codec.decode_local(entry, "dir/.octue[readings.csv]")
+def test_decode_local_bad_entry_warns_naming_the_source_and_reads_the_rest(entry: Any, expected: Any) -> None:
+    with pytest.warns(MalformedMetadataWarning, match=r"dir/\.octue\[readings\.csv\]"):
+        assert codec.decode_local(entry, "dir/.octue[readings.csv]") == expected
 
 
 def test_is_octue_key_accepts_both_spellings_only() -> None:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from octuefs.errors import InvalidInputException, InvalidLabelException, InvalidTagException
+from octuefs.errors import (
+    InvalidInputException,
+    InvalidLabelException,
+    InvalidTagException,
+    InvalidTimestampException,
+)
 from octuefs.metadata.labels import LabelSet
-from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_id, parse_timestamp
+from octuefs.metadata.model import (
+    OctueMetadata,
+    derived_id,
+    new_id,
+    normalise_id,
+    parse_timestamp,
+    parse_timestamp_text,
+)
 from octuefs.metadata.tags import TagDict
 
 ID = "11111111-1111-4111-8111-111111111111"
@@ -52,21 +65,32 @@ def test_iso_8601_with_and_without_offset(text: str, expected: datetime) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (0, datetime(1970, 1, 1, tzinfo=UTC)),
-        (1714979289, datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
-        (1714979289.25, datetime(2024, 5, 6, 7, 8, 9, 250000, tzinfo=UTC)),
-        (-86400, datetime(1969, 12, 31, tzinfo=UTC)),
-        ("1714979289", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
-        (" 1714979289.5 ", datetime(2024, 5, 6, 7, 8, 9, 500000, tzinfo=UTC)),
-    ],
+    ("value", "seconds"),
+    [(0, 0), (1714979289, 1714979289), (1714979289.25, 1714979289.25), (-86400, -86400)],
 )
-def test_epoch_seconds_as_int_float_or_str_are_utc(value: Any, expected: datetime) -> None:
+def test_epoch_seconds_are_naive_local_time_as_octue_makes_them(value: Any, seconds: float) -> None:
+    """Octue's timestamp setter is `datetime.fromtimestamp(value)`: local wall time, no offset."""
     parsed = parse_timestamp(value)
-    assert parsed == expected
+    assert parsed == datetime.fromtimestamp(seconds)
     assert parsed is not None
-    assert parsed.utcoffset() == timedelta(0)
+    assert parsed.tzinfo is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1714979289", 1714979289), (" 1714979289.5 ", 1714979289.5), ("0", 0)],
+)
+def test_epoch_seconds_as_text_are_read_from_stored_metadata_and_xattrs(text: str, seconds: float) -> None:
+    assert parse_timestamp_text(text) == datetime.fromtimestamp(seconds)
+    assert parse_timestamp_text("2024-05-06T07:08:09") == datetime(2024, 5, 6, 7, 8, 9)
+
+
+@pytest.mark.parametrize("text", ["1714979289", "yesterday", "", "2024-13-01"])
+def test_a_string_given_through_the_api_that_is_not_iso_8601_is_octues_type_error(text: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(repr(text))) as raised:
+        parse_timestamp(text)
+    assert isinstance(raised.value, InvalidTimestampException)
+    assert isinstance(raised.value, InvalidInputException)
 
 
 @pytest.mark.parametrize(
@@ -93,8 +117,10 @@ def test_epoch_seconds_as_int_float_or_str_are_utc(value: Any, expected: datetim
     ],
 )
 def test_bad_timestamps_raise_invalid_input(value: Any) -> None:
-    with pytest.raises(InvalidInputException):
+    with pytest.raises(InvalidTimestampException):
         parse_timestamp(value)
+    with pytest.raises(InvalidTimestampException):
+        parse_timestamp_text(value)
 
 
 def test_bad_timestamp_message_names_the_value() -> None:

@@ -1,0 +1,12 @@
+"""`octue.resources` for octuefs: change `from octue.resources import ...` to `from octuefs.resources import ...`.
+
+The submodules mirror Octue's (`octuefs.resources.datafile`, `.dataset`, `.label`, `.tag`), so imports
+such as `from octue.resources.label import LabelSet` carry over by the same one-word change.
+"""
+
+from octuefs.resources.datafile import Datafile
+from octuefs.resources.dataset import Dataset
+from octuefs.resources.label import Label, LabelSet
+from octuefs.resources.tag import TagDict
+
+__all__ = ["Datafile", "Dataset", "Label", "LabelSet", "TagDict"]

@@ -1,0 +1,6 @@
+"""Octue's `octue.resources.tag` names (Octue calls the key pattern `TAG_NAME_PATTERN`)."""
+
+from octuefs.metadata.tags import TAG_KEY_PATTERN as TAG_NAME_PATTERN
+from octuefs.metadata.tags import TagDict
+
+__all__ = ["TAG_NAME_PATTERN", "TagDict"]
