@@ -343,3 +343,15 @@ def test_files_named_in_the_stored_dataset_entry_are_the_dataset(folder, prefix,
         assert sorted(datafile.path for datafile in dataset) == sorted(entry["dataset"]["files"]), path
         assert dataset.name == "chosen"
     assert len(Dataset(folder, ignore_stored_metadata=True)) == len(NESTED)
+
+
+def test_files_argument_takes_octues_datafile_primitives(prefix, folder, proxy):
+    """What a Twined service receives for each file when a manifest carries datafiles rather than paths."""
+    primitives = [Datafile(f"{prefix}/a.csv").to_primitive(), Datafile(folder / "sub" / "b.csv").to_primitive()]
+    proxy.reset()
+
+    dataset = Dataset(path=prefix, files=primitives)
+
+    assert proxy.kinds() == []  # the cloud datafile's stat rode along in its primitive
+    assert [datafile.path for datafile in dataset] == [f"{prefix}/a.csv", str(folder / "sub" / "b.csv")]
+    assert dataset.files.one(name="a.csv").tags == {"run": 1}
