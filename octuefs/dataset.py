@@ -548,13 +548,13 @@ class Dataset:
             raise CloudLocationNotSpecified(f"Only a cloud dataset can be downloaded; {self!r} is at {self.path}.")
         directory = Path(local_directory or tempfile.mkdtemp(prefix="octuefs-dataset-")).absolute()
         plan: list[tuple[Datafile, Path]] = []
-        for datafile in self.files:
+        for datafile in (datafile for datafile in self.files if datafile.exists_in_cloud):
             relative = _local_relative_path(self._relative_path(datafile))
             if relative is None:
                 message = f"{datafile.cloud_path}: its name cannot be a local file inside {directory}; not downloaded."
                 logger.warning(message)
                 warnings.warn(message, stacklevel=2)
-            elif datafile.exists_in_cloud:
+            else:
                 plan.append((datafile, directory / relative))
         _in_parallel(lambda item: item[0].download(local_path=item[1]), plan)
         logger.info("Downloaded %r to %r.", self, str(directory))

@@ -263,6 +263,14 @@ def test_download_keeps_relative_paths(prefix, tmp_path):
     assert default.is_absolute() and (default / "sub/deeper/c.txt").read_bytes() == NESTED["sub/deeper/c.txt"]
 
 
+def test_download_skips_datafiles_that_are_not_in_the_cloud(prefix, folder, tmp_path):
+    dataset = Dataset(prefix, files=[f"{prefix}/sub/b.csv", str(folder / "a.csv")])
+
+    copy = Path(dataset.download(tmp_path / "copy"))
+
+    assert [path.relative_to(copy).as_posix() for path in copy.rglob("*.*")] == ["sub/b.csv"]
+
+
 def test_download_of_a_local_dataset_is_refused(folder):
     with pytest.raises(CloudLocationNotSpecified, match="Only a cloud dataset"):
         Dataset(folder).download()
