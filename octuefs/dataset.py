@@ -1,9 +1,10 @@
 """Dataset: the datafiles in a local folder or under a `gs://` prefix, and the dataset's own metadata.
 
-A cloud dataset is read from one paginated listing that carries every object's metadata, so
-building it costs about one request per thousand objects, never one per file. One object or
-file with malformed metadata is reported with a warning and kept with default metadata; it
-never makes the whole dataset unreadable (Octue raises for the whole listing).
+The API is Octue 0.69's `octue.resources.Dataset`. A cloud dataset is read from one paginated
+listing that carries every object's metadata, so building it costs about one request per
+thousand objects, never one per file. One object or file with malformed metadata is reported
+with a warning and kept with default metadata; it never makes the whole dataset unreadable
+(Octue raises for the whole listing).
 """
 
 from __future__ import annotations
@@ -12,23 +13,36 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from octuefs.datafile import Datafile
-from octuefs.errors import MalformedMetadataError
-from octuefs.metadata.codec import decode_local
+from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError, ReadOnlyResource
+from octuefs.filters import FilterSet
+from octuefs.metadata.codec import canonical_hash, decode_local
+from octuefs.metadata.dataset_entry import DATASET_KEY, cloud_document, dataset_primitive, decode_dataset_entry
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
-from octuefs.metadata.model import OctueMetadata
+from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import to_jsonable
-from octuefs.storage.gcs import ObjectStat, get_storage
-from octuefs.storage.paths import CloudLocation, is_cloud_path
+from octuefs.metadata.values import dumps, loads, to_jsonable
+from octuefs.storage import signed_urls
+from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes, get_storage
+from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
 
 logger = logging.getLogger(__name__)
+
+# Where Octue's `generate_signed_url` puts the documents it signs; never part of a dataset's files.
+SIGNED_METADATA_DIRECTORY = ".signed_metadata_files"
+SIGNED_DOCUMENT = f"/{SIGNED_METADATA_DIRECTORY}/"
+# Uploads and downloads of a dataset's files run in parallel, as Octue's do; requests are I/O bound.
+TRANSFER_THREADS = 8
+LOCAL_NAME_MAX = 255
 
 
 def _report_malformed(error: MalformedMetadataError) -> None:
@@ -36,82 +50,214 @@ def _report_malformed(error: MalformedMetadataError) -> None:
     warnings.warn(f"{error} (its stored metadata is ignored)", stacklevel=3)
 
 
+def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | None]:
+    """A dataset's path and cloud location: `gs://bucket/prefix` without a trailing slash, a signed URL
+    (located at the prefix it was made for), or an absolute local path (the current directory by default)."""
+    path = os.fspath(path) if path is not None else os.getcwd()
+    if is_url(path):
+        signed = signed_urls.url_location(path)
+        head, found, _ = f"/{signed.name}".partition(SIGNED_DOCUMENT)
+        return path, CloudLocation(signed.bucket, head.lstrip("/") if found else os.path.dirname(signed.name))
+    if has_unsupported_scheme(path):
+        raise InvalidInputException(f"{path!r}: a dataset is a local folder, a gs://bucket/prefix or a signed URL.")
+    if not is_cloud_path(path):
+        return str(Path(path).absolute()), None
+    location = CloudLocation.parse(path, allow_bucket_only=True)
+    location = CloudLocation(location.bucket, location.name.rstrip("/"))
+    return location.path.rstrip("/"), location
+
+
+def _in_parallel(function: Callable[[Any], Any], items: list[Any]) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, min(TRANSFER_THREADS, len(items)))) as executor:
+        list(executor.map(function, items))
+
+
+def _local_relative_path(relative: str) -> PurePosixPath | None:
+    """`relative` as a path that stays inside a directory, or None when no local file can have that name.
+
+    GCS allows names such as `../x`, `a//b` or a NUL; Octue joins them onto the download directory
+    and writes outside it.
+    """
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") or "\0" in part or len(part.encode()) > LOCAL_NAME_MAX for part in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
 class Dataset:
+    """A set of datafiles (`dataset.files`, a filterable FilterSet) plus id, name, tags and labels.
+
+    Stored dataset metadata (the `.octue` in the folder or under the prefix) wins over arguments
+    unless `ignore_stored_metadata=True`; `files=` builds a dataset from given datafiles, paths or
+    serialised datafiles instead of listing `path`.
+    """
+
     def __init__(
         self,
-        path: str | os.PathLike[str],
-        recursive: bool = False,
+        path: str | os.PathLike[str] | None = None,
+        files: Iterable[Datafile | str | Mapping[str, Any]] | None = None,
+        recursive: bool = True,
         ignore_stored_metadata: bool = False,
+        include_octue_metadata_files: bool = False,
         id: str | None = None,
         name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         labels: Iterable[str] | str | None = None,
     ) -> None:
-        path = os.fspath(path)
-        self._cloud = CloudLocation.parse(path, allow_bucket_only=True) if is_cloud_path(path) else None
-        if self._cloud is not None:
-            self._cloud = CloudLocation(self._cloud.bucket, self._cloud.name.rstrip("/"))
-        self.path = self._cloud.path.rstrip("/") if self._cloud else str(Path(path).absolute())
-        self.name = name or os.path.basename(self.path.rstrip("/"))
-        self._metadata = OctueMetadata.build(id=id, tags=tags, labels=labels)
-        if self._cloud:
-            self.files, stored = self._load_cloud(recursive, ignore_stored_metadata)
+        self._id = normalise_id(id) if id is not None else new_id()
+        self._name = name
+        self._tags = TagDict(tags)
+        self._labels = LabelSet(labels)
+        self.path = path  # type: ignore[assignment]
+        self._recursive = recursive
+        self._ignore_stored_metadata = ignore_stored_metadata
+        self._include_octue_metadata_files = include_octue_metadata_files
+        # The text of the cloud `.octue` as last read or written, so `upload` rewrites it only when it changed.
+        self._stored_cloud_document: str | None = None
+        self.files: FilterSet[Datafile] = FilterSet()
+        if files:
+            if isinstance(files, dict | str) or not isinstance(files, Iterable):
+                raise InvalidInputException(
+                    "The files of a Dataset are an iterable of Datafiles, paths or serialised datafiles; "
+                    f"got {files!r}."
+                )
+            self.files = FilterSet(self._datafile_from(file) for file in files)
+            return
+        if self.is_signed:
+            self._load_signed(self.path)
+        elif self._cloud is not None:
+            self._load_cloud(self._cloud)
         else:
-            self.files, stored = self._load_local(recursive, ignore_stored_metadata)
-        if stored and not ignore_stored_metadata:
-            self._apply_stored(stored)
+            self._load_local(Path(self.path))
+        if not self.files:
+            logger.warning("%r is empty at instantiation time (path %r).", self, self.path)
+
+    def _datafile_from(self, file: Datafile | str | Mapping[str, Any]) -> Datafile:
+        if isinstance(file, Datafile):
+            return file
+        if isinstance(file, str):
+            return Datafile(file, ignore_stored_metadata=self._ignore_stored_metadata)
+        return Datafile.deserialise(dict(file))
+
+    # Location -------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """`gs://bucket/prefix` (no trailing slash) or an absolute local path."""
+        return self._path
+
+    @path.setter
+    def path(self, path: str | os.PathLike[str] | None) -> None:
+        self._path, self._cloud = _resolve(path)
+
+    @property
+    def exists_in_cloud(self) -> bool:
+        return self._cloud is not None
+
+    @property
+    def is_signed(self) -> bool:
+        """Read through a signed URL (`Dataset(dataset.generate_signed_url())`): read-only."""
+        return is_url(self.path)
+
+    @property
+    def exists_locally(self) -> bool:
+        """Octue's meaning: the dataset's path is local (a dataset is either local or in the cloud)."""
+        return not self.exists_in_cloud
+
+    @property
+    def all_files_are_in_cloud(self) -> bool:
+        return all(datafile.exists_in_cloud for datafile in self.files)
+
+    @property
+    def cloud_protocol(self) -> str | None:
+        return "gs" if self._cloud else None
+
+    @property
+    def bucket_name(self) -> str | None:
+        return self._cloud.bucket if self._cloud else None
+
+    @property
+    def path_in_bucket(self) -> str | None:
+        return self._cloud.name if self._cloud else None
+
+    @property
+    def metadata_path(self) -> str:
+        return self.path if self.is_signed else f"{self.path}/{METADATA_FILENAME}"
+
+    def _cloud_name(self, relative: str) -> str:
+        assert self._cloud is not None
+        return f"{self._cloud.name}/{relative}" if self._cloud.name else relative
 
     # Loading --------------------------------------------------------------------------------
 
-    def _load_cloud(self, recursive: bool, ignore_stored: bool) -> tuple[list[Datafile], dict[str, Any] | None]:
-        assert self._cloud is not None
-        storage = get_storage()
-        prefix = f"{self._cloud.name}/" if self._cloud.name else ""
-        listing = storage.list(self._cloud.bucket, prefix, delimiter=None if recursive else "/")
+    def _is_listed(self, relative: str) -> bool:
+        """Octue's bookkeeping (`.signed_metadata_files/`, and `.octue` unless asked for) is not a datafile."""
+        parts = relative.split("/")
+        if SIGNED_METADATA_DIRECTORY in parts[:-1]:
+            return False
+        return self._include_octue_metadata_files or parts[-1] != METADATA_FILENAME
+
+    def _load_cloud(self, cloud: CloudLocation) -> None:
+        prefix = self._cloud_name("")
+        listing = get_storage().list(cloud.bucket, prefix, delimiter=None if self._recursive else "/")
         files: list[Datafile] = []
         dataset_object: ObjectStat | None = None
         for stat in listing.objects:
-            if stat.name == f"{prefix}{METADATA_FILENAME}":
+            relative = stat.name[len(prefix) :]
+            if relative == METADATA_FILENAME:
                 dataset_object = stat
-            elif not stat.name.endswith("/") and os.path.basename(stat.name) != METADATA_FILENAME:
-                files.append(self._cloud_datafile(stat, ignore_stored))
-        stored = self._read_cloud_dataset_entry(dataset_object) if dataset_object and not ignore_stored else None
-        return sorted(files, key=lambda datafile: datafile.path), stored
+            if not stat.name.endswith("/") and self._is_listed(relative):
+                files.append(self._cloud_datafile(stat))
+        stored = self._read_cloud_entry(dataset_object) if dataset_object and not self._ignore_stored_metadata else None
+        self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
+        if stored is not None:
+            self._apply_stored(stored, self.metadata_path)
 
-    @staticmethod
-    def _cloud_datafile(stat: ObjectStat, ignore_stored: bool) -> Datafile:
+    def _cloud_datafile(self, stat: ObjectStat) -> Datafile:
         try:
-            return Datafile.from_object_stat(stat, ignore_stored_metadata=ignore_stored)
+            return Datafile.from_object_stat(stat, ignore_stored_metadata=self._ignore_stored_metadata)
         except MalformedMetadataError as error:
             _report_malformed(error)
             return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
-    def _read_cloud_dataset_entry(self, stat: ObjectStat) -> dict[str, Any] | None:
+    def _read_cloud_entry(self, stat: ObjectStat) -> Any:
+        text = get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
+        self._stored_cloud_document = text
         try:
-            document = json.loads(get_storage().read_range(stat, 0, stat.size))
-            entry = document.get("dataset") if isinstance(document, dict) else None
-            if entry is not None and not isinstance(entry, dict):
-                raise ValueError("'dataset' is not a JSON object")
+            document = json.loads(text)
         except ValueError as error:
             _report_malformed(MalformedMetadataError(f"{stat.location}: dataset metadata is not valid ({error})."))
             return None
-        return entry
+        return document.get(DATASET_KEY) if isinstance(document, dict) else None
 
-    def _load_local(self, recursive: bool, ignore_stored: bool) -> tuple[list[Datafile], dict[str, Any] | None]:
-        root = Path(self.path)
-        directories = [root, *(path for path in root.rglob("*") if path.is_dir())] if recursive else [root]
+    def _load_signed(self, url: str) -> None:
+        """The document `generate_signed_url` uploaded: the dataset's primitive with a signed URL per file."""
+        with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
+            text = Path(Datafile(url).download(Path(directory) / "signed-dataset.json")).read_text()
+        try:
+            primitive = json.loads(text)
+        except ValueError as error:
+            raise MalformedMetadataError(f"{url}: not a signed dataset ({error}).") from None
+        self._apply_stored(primitive, url)
+
+    def _load_local(self, root: Path) -> None:
         files: list[Datafile] = []
-        stored: dict[str, Any] | None = None
-        for directory in directories:
-            document = {} if ignore_stored else self._local_document(directory)
-            if directory == root:
-                stored = document.get("dataset")
+        stored = None
+        for level, (directory, subdirectories, names) in enumerate(os.walk(root)):
+            subdirectories[:] = sorted(name for name in subdirectories if name != SIGNED_METADATA_DIRECTORY)
+            if level > 0 and not self._recursive:
+                break
+            document = {} if self._ignore_stored_metadata else self._local_document(Path(directory))
+            if level == 0:
+                stored = document.get(DATASET_KEY)
             entries = document.get("datafiles")
             entries = entries if isinstance(entries, dict) else {}
-            for path in sorted(directory.iterdir()):
-                if path.is_file() and path.name != METADATA_FILENAME:
-                    files.append(self._local_datafile(path, entries.get(path.name)))
-        return sorted(files, key=lambda datafile: datafile.path), stored
+            for name in names:
+                if self._is_listed(name):
+                    files.append(self._local_datafile(Path(directory, name), entries.get(name)))
+        self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
+        if stored is not None:
+            self._apply_stored(stored, self.metadata_path)
 
     @staticmethod
     def _local_document(directory: Path) -> dict[str, Any]:
@@ -132,79 +278,175 @@ class Dataset:
                 _report_malformed(error)
         return Datafile(path, ignore_stored_metadata=True, **fields)
 
-    def _apply_stored(self, entry: Any) -> None:
-        """Take the stored dataset entry; a hand-edited `.octue` may hold any JSON there, so check before use."""
+    def _apply_stored(self, entry: Any, source: str) -> None:
+        """Take the stored dataset entry; another writer may have put any JSON there, so check it first."""
         try:
-            if not isinstance(entry, Mapping):
-                raise MalformedMetadataError(f"{self.metadata_path}: 'dataset' is not a JSON object.")
-            fields = decode_local(entry, self.metadata_path)
+            fields = decode_dataset_entry(entry, source)
         except MalformedMetadataError as error:
             _report_malformed(error)
             return
-        for key, value in fields.items():
-            setattr(self._metadata, key, value)
-        if isinstance(entry.get("name"), str):
-            self.name = entry["name"]
+        if "files" in fields:
+            with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as executor:
+                self.files = FilterSet(executor.map(Datafile, fields["files"]))
+        self._id = fields.get("id", self._id)
+        self._name = fields.get("name", self._name)
+        self._tags = fields.get("tags", self._tags)
+        self._labels = fields.get("labels", self._labels)
 
     # Metadata -------------------------------------------------------------------------------
 
     @property
     def id(self) -> str:
-        return self._metadata.id
+        return self._id
+
+    @property
+    def name(self) -> str:
+        """The name given or stored, else the last segment of the path."""
+        return self._name or self.path.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        self._name = name
 
     @property
     def tags(self) -> TagDict:
-        return self._metadata.tags
+        return self._tags
 
     @tags.setter
     def tags(self, value: Mapping[str, Any] | None) -> None:
-        self._metadata.tags = TagDict(value)
+        self._tags = TagDict(value)
 
     @property
     def labels(self) -> LabelSet:
-        return self._metadata.labels
+        return self._labels
 
     @labels.setter
     def labels(self, value: Iterable[str] | str | None) -> None:
-        self._metadata.labels = LabelSet(value)
+        self._labels = LabelSet(value)
+
+    def add_tags(self, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self.tags.update(tags or {}, **kwargs)
+
+    def add_labels(self, *labels: str) -> None:
+        self.labels.update(labels)
+
+    def metadata(self, include_id: bool = True, include_sdk_version: bool = True, **kwargs: Any) -> dict[str, Any]:
+        """Octue's `Dataset.metadata()`: id, name, tags, labels, sdk_version (extra keywords ignored, as there)."""
+        metadata: dict[str, Any] = {"id": self.id, "name": self.name, "tags": self.tags, "labels": self.labels}
+        if include_sdk_version:
+            metadata["sdk_version"] = OCTUE_SDK_VERSION
+        if not include_id:
+            del metadata["id"]
+        return metadata
 
     @property
-    def exists_in_cloud(self) -> bool:
-        return self._cloud is not None
+    def metadata_hash_value(self) -> str:
+        """CRC32C of name, tags and labels as canonical JSON: stable across processes, unlike Octue's."""
+        return canonical_hash({"name": self.name, "tags": self.tags, "labels": self.labels})
 
     @property
-    def metadata_path(self) -> str:
-        return f"{self.path}/{METADATA_FILENAME}"
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "tags": to_jsonable(self.tags),
-            "labels": to_jsonable(self.labels),
-        }
+    def hash_value(self) -> str:
+        """Octue's dataset hash, exactly: CRC32C (base64) of `str(sorted(<each datafile's hash_value>))`."""
+        return crc32c_of_bytes(str(sorted(datafile.hash_value for datafile in self.files)).encode())
 
     def update_metadata(self) -> None:
-        """Write the dataset entry: merged into the local `.octue`, or as the object `<prefix>/.octue`."""
+        """Save the dataset entry where the dataset is: the cloud `.octue` object or the local `.octue` file."""
+        if self.exists_in_cloud:
+            self.update_cloud_metadata()
+        else:
+            self.update_local_metadata()
+
+    def update_cloud_metadata(self) -> None:
+        """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it."""
+        cloud = self._writable_cloud_location("have its metadata updated")
+        text = cloud_document(self.to_primitive(include_files=False))
+        name = self._cloud_name(METADATA_FILENAME)
+        self._put_text(name, text, get_storage().stat(cloud.bucket, name))
+        self._stored_cloud_document = text
+
+    def _writable_cloud_location(self, action: str) -> CloudLocation:
         if self._cloud is None:
-            LocalMetadataStore(self.path).write_dataset_entry(self.metadata())
-            return
-        name = f"{self._cloud.name}/{METADATA_FILENAME}" if self._cloud.name else METADATA_FILENAME
-        storage = get_storage()
-        existing = storage.stat(self._cloud.bucket, name)
+            raise CloudLocationNotSpecified(
+                f"{self!r} ({self.path}) is not in the cloud; call upload('gs://bucket/prefix') to put it there."
+            )
+        if self.is_signed:
+            raise ReadOnlyResource(f"{self!r} is read through a signed URL, so it cannot {action}.")
+        return self._cloud
+
+    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> None:
+        """Write a small text object under the dataset's bucket as Octue does (`text/plain`), keeping any
+        custom metadata another tool put on it, and only over the generation seen (0: only if new)."""
+        assert self._cloud is not None
         with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
-            document_path = Path(directory) / METADATA_FILENAME
-            document_path.write_text(json.dumps({"dataset": self.metadata()}, indent=4) + "\n")
-            storage.upload(
+            document_path = Path(directory) / "document"
+            document_path.write_text(text)
+            get_storage().upload(
                 self._cloud.bucket,
                 name,
                 document_path,
-                content_type="application/json",
+                content_type="text/plain",
                 metadata=dict(existing.metadata) if existing else {},
                 if_generation_match=existing.generation if existing else 0,
             )
 
-    # Access ---------------------------------------------------------------------------------
+    def generate_signed_url(self, expiration: timedelta | datetime = signed_urls.DEFAULT_EXPIRATION) -> str:
+        """A URL from which anyone can read the dataset (`Dataset(url)`) with no credentials, until `expiration`.
+
+        As Octue does, a document holding the dataset's primitive with a signed URL for each file is
+        uploaded to `<prefix>/.signed_metadata_files/<random name>` and a signed URL to it returned.
+        """
+        cloud = self._writable_cloud_location("be signed again (sign its gs:// dataset instead)")
+        primitive = self.to_primitive(include_files=False)
+        primitive["files"] = [datafile.generate_signed_url(expiration=expiration) for datafile in self.files]
+        name = self._cloud_name(f"{SIGNED_METADATA_DIRECTORY}/{uuid.uuid4().hex}")
+        self._put_text(name, dumps(primitive), None)
+        return signed_urls.generate_signed_url(CloudLocation(cloud.bucket, name), expiration)
+
+    def update_local_metadata(self) -> None:
+        """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries."""
+        if self.exists_in_cloud:
+            raise InvalidInputException(f"{self!r} is in the cloud ({self.path}); use update_cloud_metadata().")
+        LocalMetadataStore(self.path).write_dataset_entry(to_jsonable(self.to_primitive(include_files=False)))
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        """Save the metadata on a clean exit; after an exception nothing is written (Octue writes anyway)."""
+        if exc_type is None:
+            self.update_metadata()
+
+    # Serialisation --------------------------------------------------------------------------
+
+    def to_primitive(self, include_files: bool = True) -> dict[str, Any]:
+        """Octue's primitive: id, name, tags, labels (sorted list), path and, if asked, the sorted file paths."""
+        primitive = dataset_primitive(self.id, self.name, self.tags, self.labels, self.path)
+        if include_files:
+            primitive["files"] = sorted(
+                datafile.cloud_path if datafile.exists_in_cloud else datafile.local_path for datafile in self.files
+            )
+        return primitive
+
+    def serialise(self) -> str:
+        """The primitive as Octue's JSON text (sorted keys, indent 4): what a Twined service receives."""
+        return dumps(self.to_primitive(), indent=4, sort_keys=True)
+
+    @classmethod
+    def deserialise(cls, serialised_object: str | Mapping[str, Any], from_string: bool = False) -> Dataset:
+        """A dataset from `to_primitive()`'s dict (or `serialise()`'s text with `from_string=True`)."""
+        primitive = loads(serialised_object) if from_string else dict(serialised_object)  # type: ignore[arg-type]
+        if not isinstance(primitive, dict):
+            raise InvalidInputException(f"A serialised Dataset is a JSON object; got {serialised_object!r}.")
+        return cls(**primitive)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Dataset:
+        return cls.deserialise(Path(path).read_text(), from_string=True)
+
+    def to_file(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.serialise())
+
+    # Files ----------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Datafile]:
         return iter(self.files)
@@ -212,28 +454,108 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.files)
 
+    def __contains__(self, datafile: object) -> bool:
+        return datafile in self.files
+
     def __repr__(self) -> str:
-        return f"<Dataset({self.path!r}, {len(self.files)} files)>"
+        return f"<Dataset({self.name!r})>"
 
     def filter(
         self,
         predicate: Callable[[Datafile], bool] | None = None,
         labels: Iterable[str] | str | None = None,
         tags: Mapping[str, Any] | None = None,
-    ) -> list[Datafile]:
-        """Datafiles with every label in `labels`, every tag in `tags` (equal value), passing `predicate`."""
+    ) -> FilterSet[Datafile]:
+        """octuefs's shorthand: datafiles with every label in `labels`, every tag in `tags`, passing `predicate`.
+
+        Octue's own lookups are `dataset.files.filter(labels__contains=..., tags__site=...)`.
+        """
         wanted_labels = LabelSet(labels)
         wanted_tags = dict(tags or {})
-        return [
+        return FilterSet(
             datafile
             for datafile in self.files
             if wanted_labels <= datafile.labels
             and all(key in datafile.tags and datafile.tags[key] == value for key, value in wanted_tags.items())
             and (predicate is None or predicate(datafile))
-        ]
+        )
 
     def get_file_by_label(self, label: str) -> Datafile:
-        matches = self.filter(labels=[label])
-        if len(matches) != 1:
-            raise LookupError(f"{self.path}: {len(matches)} datafiles have the label {label!r}; expected exactly one.")
-        return matches[0]
+        """The one datafile with this label; UnexpectedNumberOfResultsException for none or several."""
+        return self.files.one(labels__contains=label)  # type: ignore[no-any-return]
+
+    def _relative_path(self, datafile: Datafile) -> str:
+        """Where the datafile sits inside the dataset: by its object name in a cloud dataset (a signed one
+        too), else by its local path."""
+        if self._cloud is not None:
+            own = datafile.path_in_bucket if datafile.bucket_name == self._cloud.bucket else None
+            prefix = self._cloud_name("")
+        else:
+            own, prefix = datafile.local_path, f"{self.path}/"
+        if own is None or not own.startswith(prefix):
+            raise InvalidInputException(
+                f"{datafile.path} is not inside {self!r} ({self.path}); add() it to the dataset first."
+            )
+        return own[len(prefix) :]
+
+    def _contains_path(self, path: str | None) -> bool:
+        return path is not None and path.startswith(f"{self.path}/")
+
+    def add(self, datafile: Datafile, path_in_dataset: str | None = None) -> None:
+        """Add a datafile, copying it into the dataset (at `path_in_dataset`, else its name) when it is outside.
+
+        In a cloud dataset an outside datafile is uploaded under the prefix; in a local one it is
+        downloaded (a cloud datafile) or copied (a local one) into the folder.
+        """
+        if not isinstance(datafile, Datafile):
+            raise InvalidInputException(f"{datafile!r} must be a Datafile to be added to {self!r}.")
+        relative = path_in_dataset or datafile.name
+        if self.exists_in_cloud:
+            cloud = self._writable_cloud_location("have files added")
+            if not self._contains_path(datafile.cloud_path):
+                datafile.upload(f"gs://{cloud.bucket}/{self._cloud_name(relative)}")
+        elif datafile.exists_in_cloud and not datafile.exists_locally:
+            datafile.download(local_path=os.path.join(self.path, relative))
+        elif not self._contains_path(datafile.local_path):
+            datafile.local_path = os.path.join(self.path, relative)
+        self.files.add(datafile)
+
+    def upload(self, cloud_path: str | None = None, update_cloud_metadata: bool = True) -> str:
+        """Upload every datafile under `cloud_path` (default: where the dataset is), keeping relative paths.
+
+        The dataset then lives at `cloud_path`; its `.octue` is written if it changed.
+        """
+        if cloud_path is None:
+            self._writable_cloud_location("be uploaded")
+        target, location = _resolve(cloud_path or self.path)
+        if location is None or is_url(target):
+            raise InvalidInputException(f"{self!r}: upload to a gs://bucket/prefix, not to {cloud_path!r}.")
+        plan = [(datafile, f"{target}/{self._relative_path(datafile)}") for datafile in self.files]
+        _in_parallel(lambda item: item[0].upload(item[1]), plan)
+        if target != self.path:
+            self._stored_cloud_document = None
+        self.path = target
+        if update_cloud_metadata and self._stored_cloud_document != cloud_document(self.to_primitive(False)):
+            self.update_cloud_metadata()
+        return self.path
+
+    def download(self, local_directory: str | os.PathLike[str] | None = None) -> str:
+        """Download every file into `local_directory` (default: a new temporary one), keeping relative paths.
+
+        An object whose name cannot be a file inside the directory (`..`, `a//b`, ...) is skipped with a warning.
+        """
+        if not self.exists_in_cloud:
+            raise CloudLocationNotSpecified(f"Only a cloud dataset can be downloaded; {self!r} is at {self.path}.")
+        directory = Path(local_directory or tempfile.mkdtemp(prefix="octuefs-dataset-")).absolute()
+        plan: list[tuple[Datafile, Path]] = []
+        for datafile in (datafile for datafile in self.files if datafile.exists_in_cloud):
+            relative = _local_relative_path(self._relative_path(datafile))
+            if relative is None:
+                message = f"{datafile.cloud_path}: its name cannot be a local file inside {directory}; not downloaded."
+                logger.warning(message)
+                warnings.warn(message, stacklevel=2)
+            else:
+                plan.append((datafile, directory / relative))
+        _in_parallel(lambda item: item[0].download(local_path=item[1]), plan)
+        logger.info("Downloaded %r to %r.", self, str(directory))
+        return str(directory)

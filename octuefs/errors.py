@@ -105,5 +105,13 @@ class MountError(OctuefsError):
     """A problem found before mounting: no FUSE, bad mountpoint, unreachable server, missing bucket."""
 
 
+class UnexpectedNumberOfResultsException(OctuefsError, LookupError):
+    """A lookup that must find exactly one item (`one()`, `get_file_by_label`) found none or several."""
+
+
+class BrokenSequenceException(OctuefsError):
+    """Items ordered by an attribute do not start at, or step by, the value `order_by` was told to check."""
+
+
 class MalformedMetadataWarning(UserWarning):
     """One field of stored metadata could not be read (another writer stored it badly); the rest was read."""

@@ -185,12 +185,17 @@ def check_size(custom: Mapping[str, str], name: str) -> None:
 
 def metadata_hash(metadata: OctueMetadata) -> str:
     """CRC32C (base64) of canonical JSON of timestamp, tags and sorted labels; the same in every process."""
+    return canonical_hash({"labels": metadata.labels, "tags": metadata.tags, "timestamp": metadata.timestamp})
+
+
+def canonical_hash(fields: Mapping[str, Any]) -> str:
+    """CRC32C (base64) of `fields` as canonical JSON (sorted keys, sets as sorted lists, no spaces).
+
+    Octue hashes a Python repr, which changes with PYTHONHASHSEED; this is stable everywhere.
+    """
+    plain = {key: sorted(value) if isinstance(value, set) else to_jsonable(value) for key, value in fields.items()}
     canonical = json.dumps(
-        {
-            "labels": sorted(metadata.labels),
-            "tags": to_jsonable(metadata.tags),
-            "timestamp": to_jsonable(metadata.timestamp),
-        },
+        plain,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,

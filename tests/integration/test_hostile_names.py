@@ -38,7 +38,7 @@ def in_bucket(dataset: Dataset) -> list[str]:
 
 def test_a_dataset_lists_every_object_by_its_exact_name(hostile, bucket, proxy):
     with pytest.warns(UserWarning, match=f"gs://{bucket.name}/{PREFIX}/.octue: dataset metadata is not valid"):
-        flat = Dataset(hostile)
+        flat = Dataset(hostile, recursive=False)
     assert in_bucket(flat) == sorted(DIRECT)
     assert proxy.kinds() == ["list", "media"]  # the broken .octue was read once, and nothing else
 
@@ -78,9 +78,27 @@ def test_a_name_with_nul_downloads_under_a_stand_in_name(bucket, proxy):
     """GCS allows NUL in an object name; Linux allows it in no file name."""
     name = f"{PREFIX}/nul\0name.txt"
     bucket.blob(name).upload_from_string(CONTENT)
-    assert [datafile.path_in_bucket for datafile in Dataset(f"gs://{bucket.name}/{PREFIX}")] == [name]
+    assert [datafile.path_in_bucket for datafile in Dataset(f"gs://{bucket.name}/{PREFIX}", recursive=False)] == [name]
 
     local = Path(Datafile(f"gs://{bucket.name}/{name}").download())
 
     assert local.read_bytes() == CONTENT
     assert "\0" not in local.name
+
+
+def test_a_dataset_download_skips_names_that_are_no_file_inside_the_directory(hostile, tmp_path):
+    """Octue joins `../../../escape.txt` onto the download directory and writes outside it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dataset metadata is not valid")
+        dataset = Dataset(hostile)
+    target = tmp_path / "deep" / "download"
+
+    with pytest.warns(UserWarning, match="cannot be a local file inside") as record:
+        dataset.download(target)
+
+    downloadable = ["line\nbreak.txt", "cr\rname.txt", "fine.txt"]
+    assert sorted(path.relative_to(target).as_posix() for path in tmp_path.rglob("*") if path.is_file()) == sorted(
+        downloadable
+    )
+    assert all((target / name).read_bytes() == CONTENT for name in downloadable)
+    assert len(record) == len(DIRECT) + len(NESTED) - len(downloadable)

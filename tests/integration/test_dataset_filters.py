@@ -1,0 +1,123 @@
+"""`dataset.files.filter(...)` with Octue's lookups, on datasets read from the real server and from a folder.
+
+Filtering works on what the listing already returned: no request is made while filtering.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from octuefs import Datafile, Dataset
+from octuefs.errors import InvalidInputException, UnexpectedNumberOfResultsException
+from octuefs.filters import FilterList, FilterSet
+from octuefs.metadata.codec import encode_cloud
+from octuefs.metadata.model import OctueMetadata
+from tests.integration.datafile_objects import put
+
+# name -> (content, timestamp, tags, labels)
+FILES = {
+    "turbines/vestas-v90.csv": (
+        b"v90\n",
+        datetime(2024, 5, 6, tzinfo=UTC),
+        {"manufacturer": "Vestas", "height": 80},
+        {"turbine", "onshore"},
+    ),
+    "turbines/enercon-e126.csv": (
+        b"e126,big\n",
+        datetime(2023, 1, 2, tzinfo=UTC),
+        {"manufacturer": "Enercon", "height": 135},
+        {"turbine", "offshore"},
+    ),
+    "met/mast.json": (b"{}", None, {"height": 100}, {"met-mast"}),
+    "notes.txt": (b"", None, {}, set()),
+}
+
+
+@pytest.fixture
+def cloud_dataset(bucket, proxy) -> Dataset:
+    for name, (content, timestamp, tags, labels) in FILES.items():
+        metadata = encode_cloud(OctueMetadata.build(timestamp=timestamp, tags=tags, labels=labels))
+        put(bucket, f"site/{name}", content, metadata=metadata if tags or labels else None)
+    dataset = Dataset(f"gs://{bucket.name}/site")
+    proxy.reset()
+    return dataset
+
+
+@pytest.fixture
+def local_dataset(tmp_path) -> Dataset:
+    for name, (content, timestamp, tags, labels) in FILES.items():
+        (tmp_path / "site" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "site" / name).write_bytes(content)
+        Datafile(tmp_path / "site" / name, timestamp=timestamp, tags=tags, labels=labels).update_metadata()
+    return Dataset(tmp_path / "site")
+
+
+@pytest.fixture(params=["cloud", "local"])
+def dataset(request) -> Dataset:
+    return request.getfixturevalue(f"{request.param}_dataset")
+
+
+def names(files) -> list[str]:
+    return [datafile.name for datafile in files]
+
+
+def found(files) -> set[str]:
+    return set(names(files))
+
+
+def test_lookups_on_every_kind_of_attribute(dataset):
+    files = dataset.files
+
+    assert isinstance(files, FilterSet) and len(files) == 4
+    assert found(files.filter(name__ends_with=".csv")) == {"enercon-e126.csv", "vestas-v90.csv"}
+    assert found(files.filter(name__icontains="V90")) == {"vestas-v90.csv"}
+    assert found(files.filter(extension="json")) == {"mast.json"}
+    assert found(files.filter(tags__height__gt=90)) == {"enercon-e126.csv", "mast.json"}
+    assert found(files.filter(tags__manufacturer="Vestas")) == {"vestas-v90.csv"}
+    assert found(files.filter(tags__manufacturer__in_range=("A", "F"))) == {"enercon-e126.csv"}
+    assert found(files.filter(labels__contains="turbine")) == {"enercon-e126.csv", "vestas-v90.csv"}
+    assert found(files.filter(labels__any_label_ends_with="shore")) == {"enercon-e126.csv", "vestas-v90.csv"}
+    assert found(files.filter(labels__equals=set())) == {"notes.txt"}
+    assert found(files.filter(size_bytes__lte=2)) == {"mast.json", "notes.txt"}
+    assert found(files.filter(timestamp__is=None)) == {"mast.json", "notes.txt"}
+    # A datetime lookup meets a file without a timestamp (None) only if an earlier lookup let it through.
+    assert found(files.filter(timestamp__is_not=None, timestamp__year_equals=2024)) == {"vestas-v90.csv"}
+    with pytest.raises(InvalidInputException):
+        files.filter(timestamp__year_equals=2024)
+
+
+def test_chaining_one_and_order_by(dataset):
+    files = dataset.files
+
+    assert files.filter(labels__contains="turbine").filter(tags__height__lt=100).one().name == "vestas-v90.csv"
+    assert files.one(labels__contains="met-mast").name == "mast.json"
+    assert dataset.get_file_by_label("offshore").name == "enercon-e126.csv"
+    with pytest.raises(UnexpectedNumberOfResultsException, match="2 results"):
+        dataset.get_file_by_label("turbine")
+    ordered = files.filter(tags__height__gte=0).order_by("tags__height", reverse=True)
+    assert isinstance(ordered, FilterList)
+    assert names(ordered) == ["enercon-e126.csv", "mast.json", "vestas-v90.csv"]
+    assert names(files.order_by("size_bytes")) == ["notes.txt", "mast.json", "vestas-v90.csv", "enercon-e126.csv"]
+    with pytest.raises(InvalidInputException, match="does not exist"):
+        files.order_by("tags__height")
+
+
+def test_membership_iteration_and_the_octuefs_shorthand(dataset):
+    mast = dataset.files.one(name="mast.json")
+
+    assert mast in dataset and mast in dataset.files
+    assert Datafile(mast.local_path) not in dataset
+    assert [datafile.name for datafile in dataset] == names(dataset.files)
+    assert len(dataset) == 4
+    # octuefs's `Dataset.filter(predicate, labels, tags)` is kept, and returns a FilterSet too.
+    assert found(dataset.filter(labels={"turbine"}, tags={"height": 80})) == {"vestas-v90.csv"}
+    assert found(dataset.filter(lambda datafile: datafile.extension == "txt").filter(size_bytes=0)) == {"notes.txt"}
+
+
+def test_filtering_a_cloud_dataset_makes_no_request(cloud_dataset, proxy):
+    cloud_dataset.files.filter(tags__height__gt=90, labels__contains="turbine").one()
+    cloud_dataset.files.order_by("name")
+
+    assert proxy.kinds() == []
