@@ -349,22 +349,6 @@ class GCSStorage(Storage):
         self.stats.moved(up=size)
         return _stat_of(blob)
 
-    def own_lost_upload(
-        self, bucket: str, name: str, crc32c: str, size: int, metadata: Mapping[str, str]
-    ) -> ObjectStat | None:
-        """The object, if it is exactly what an upload sent (bytes and metadata); else None.
-
-        When the server stores an upload but its reply is lost (a reset connection), the retry is
-        refused by the generation guard the first attempt already moved on: without this check a
-        successful upload would be reported as another writer's conflict, and fail every fsync
-        after. Asked only after a retried failure, so a plain conflict costs no extra request.
-        """
-        stat = self.stat(bucket, name)
-        if stat is None or (stat.crc32c, stat.size, dict(stat.metadata)) != (crc32c, size, dict(metadata)):
-            return None
-        logger.info("%s: stored by the upload whose reply was lost (generation %d)", stat.location, stat.generation)
-        return stat
-
     def append(
         self,
         bucket: str,

@@ -15,6 +15,7 @@ The semantics every implementation keeps, since callers rely on them:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Protocol
@@ -23,6 +24,8 @@ from octuefs.errors import CloudObjectNotFound
 from octuefs.storage.objects import Listing, ObjectStat, RequestStats, StorageSettings
 from octuefs.storage.paths import CloudLocation
 from octuefs.storage.streaming import StreamingUpload, UploadSessions
+
+logger = logging.getLogger(__name__)
 
 
 class Storage(UploadSessions, Protocol):
@@ -43,6 +46,22 @@ class Storage(UploadSessions, Protocol):
         stat = self.stat(bucket, name)
         if stat is None:
             raise CloudObjectNotFound(f"{CloudLocation(bucket, name)}: no such object.")
+        return stat
+
+    def own_lost_upload(
+        self, bucket: str, name: str, crc32c: str, size: int, metadata: Mapping[str, str]
+    ) -> ObjectStat | None:
+        """The object, if it is exactly what an upload sent (bytes and metadata); else None.
+
+        When the server stores an upload but its reply is lost (a reset connection), the retry is
+        refused by the generation guard the first attempt already moved on: without this check a
+        successful upload would be reported as another writer's conflict, and fail every fsync
+        after. Asked only after a failure, so a plain conflict costs no extra request.
+        """
+        stat = self.stat(bucket, name)
+        if stat is None or (stat.crc32c, stat.size, dict(stat.metadata)) != (crc32c, size, dict(metadata)):
+            return None
+        logger.info("%s: stored by the upload whose reply was lost (generation %d)", stat.location, stat.generation)
         return stat
 
     def list(
