@@ -13,15 +13,13 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import google_crc32c
 
 from octuefs.errors import OctuefsError
-
-if TYPE_CHECKING:
-    from octuefs.storage.objects import ObjectStat
-    from octuefs.storage.paths import CloudLocation
+from octuefs.storage.objects import ObjectStat
+from octuefs.storage.paths import CloudLocation
 
 # Held in memory per block of a body being sent.
 READ_BLOCK = 1024 * 1024
