@@ -10,7 +10,8 @@ from octuefs.errors import PreconditionConflict
 from octuefs.metadata.codec import OCTUE_CLOUD_KEYS, cloud_custom_metadata, decode_cloud, encode_cloud
 from octuefs.metadata.merge import merge_metadata
 from octuefs.metadata.model import OctueMetadata, derived_id
-from octuefs.storage.gcs import GCSStorage, ObjectStat
+from octuefs.storage.interface import Storage
+from octuefs.storage.objects import ObjectStat
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def is_stored(stat: ObjectStat, metadata: OctueMetadata) -> bool:
 
 
 def write_metadata(
-    storage: GCSStorage,
+    storage: Storage,
     stat: ObjectStat,
     base: OctueMetadata,
     ours: OctueMetadata,

@@ -40,7 +40,8 @@ from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import dumps
 from octuefs.reader import RangedFile, library_reader
 from octuefs.storage import signed_urls
-from octuefs.storage.gcs import EMPTY_CRC32C, ObjectStat, crc32c_of_file, get_storage
+from octuefs.storage.gcs import get_storage
+from octuefs.storage.objects import EMPTY_CRC32C, ObjectStat, crc32c_of_file
 from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
 from octuefs.storage.streaming import StreamingUpload
 
@@ -80,9 +81,7 @@ class UploadRequest:
 
     def stream(self) -> StreamingUpload:
         """Start sending a file that is still being written (see `octuefs.storage.streaming`)."""
-        return StreamingUpload.begin(
-            get_storage(), self.location, self.content_type, self.metadata, self.if_generation_match
-        )
+        return get_storage().start_upload(self.location, self.content_type, self.metadata, self.if_generation_match)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "location": self.location.path}

@@ -19,7 +19,9 @@ from pathlib import Path
 import google_crc32c
 
 from octuefs.cache import DEFAULT_CHUNK_SIZE, ChunkCache, ChunkKey
-from octuefs.storage.gcs import GCSStorage, ObjectStat, get_storage
+from octuefs.storage.gcs import get_storage
+from octuefs.storage.interface import Storage
+from octuefs.storage.objects import ObjectStat
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ DEFAULT_LIBRARY_CACHE_BYTES = 1024**3
 
 class ObjectReader:
     def __init__(
-        self, stat: ObjectStat, cache: ChunkCache, storage: GCSStorage, chunk_size: int = DEFAULT_CHUNK_SIZE
+        self, stat: ObjectStat, cache: ChunkCache, storage: Storage, chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> None:
         self.stat = stat
         self.cache = cache

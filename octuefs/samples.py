@@ -31,7 +31,7 @@ UNTAGGED_SAMPLES = {"notes/README.txt": "These notes were uploaded without any O
 def seed_bucket(bucket: str) -> list[str]:
     """Create the bucket and write the samples through the Datafile engine; returns the gs:// paths."""
     storage = get_storage()
-    storage.client.create_bucket(bucket)
+    storage.create_bucket(bucket)
     written = []
     with tempfile.TemporaryDirectory(prefix="octuefs-samples-") as directory:
         root = Path(directory)
@@ -42,8 +42,10 @@ def seed_bucket(bucket: str) -> list[str]:
             datafile = Datafile(local, tags=tags, labels=labels, timestamp=timestamp)
             written.append(datafile.upload(f"gs://{bucket}/{name}"))
         for name, text in UNTAGGED_SAMPLES.items():
-            blob = storage.client.bucket(bucket).blob(name)
-            blob.upload_from_string(text, content_type="text/plain")
+            local = root / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(text)
+            storage.upload(bucket, name, local, "text/plain", {}, 0)
             written.append(f"gs://{bucket}/{name}")
         written.extend(_seed_hdf5(bucket, root))
     return written
@@ -66,7 +68,7 @@ def _seed_hdf5(bucket: str, root: Path) -> list[str]:
 def seed_bucket_from(bucket: str, directory: Path) -> list[str]:
     """Create the bucket and upload every file under `directory`, with the Octue metadata its `.octue`
     files hold, keeping the relative paths; returns the gs:// paths."""
-    get_storage().client.create_bucket(bucket)
+    get_storage().create_bucket(bucket)
     root = directory.absolute()
     return [
         datafile.upload(f"gs://{bucket}/{Path(datafile.path).relative_to(root).as_posix()}")

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from octuefs.datafile import UploadRequest
 from octuefs.errors import OctuefsError, StagingDiskError
-from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage
+from octuefs.storage.gcs import TEMPORARY_PREFIX
+from octuefs.storage.interface import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class StagingArea:
         return [StagedFile(self.directory, path.stem) for path in sorted(self.directory.glob("*.json"))]
 
 
-def recover(area: StagingArea, storage: GCSStorage, lost_and_found: Path) -> list[str]:
+def recover(area: StagingArea, storage: Storage, lost_and_found: Path) -> list[str]:
     """Finish or set aside what an earlier daemon left staged; returns one line per file, also logged."""
     report = []
     for staged in area.pending():
@@ -120,7 +121,7 @@ def recover(area: StagingArea, storage: GCSStorage, lost_and_found: Path) -> lis
     return report
 
 
-def _recover_one(area: StagingArea, staged: StagedFile, storage: GCSStorage, lost_and_found: Path) -> str:
+def _recover_one(area: StagingArea, staged: StagedFile, storage: Storage, lost_and_found: Path) -> str:
     if not staged.data_path.exists():
         area.remove(staged)
         return f"dropped a record without data ({staged.record_path.name})"
@@ -151,7 +152,7 @@ def _recover_one(area: StagingArea, staged: StagedFile, storage: GCSStorage, los
     )
 
 
-def remove_stale_parts(storage: GCSStorage, bucket: str, older_than: timedelta = STALE_PART_AGE) -> list[str]:
+def remove_stale_parts(storage: Storage, bucket: str, older_than: timedelta = STALE_PART_AGE) -> list[str]:
     """Delete appended bytes a crash left waiting under `.octuefs_tmp/` (see `GCSStorage.append`).
 
     Listings hide them, so nobody would notice what they cost. Only old ones go: a younger part may

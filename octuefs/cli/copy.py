@@ -17,7 +17,7 @@ from tqdm import tqdm
 from octuefs.cli.info import existing_datafile
 from octuefs.datafile import Datafile
 from octuefs.errors import InvalidInputException
-from octuefs.storage.gcs import reporting_progress
+from octuefs.storage.objects import reporting_progress
 from octuefs.storage.paths import CloudLocation, is_cloud_path
 
 

@@ -22,7 +22,8 @@ from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
 from octuefs.samples import seed_bucket, seed_bucket_from
-from octuefs.storage.gcs import configure, reporting_progress
+from octuefs.storage.gcs import configure
+from octuefs.storage.objects import reporting_progress
 
 DEMO_BUCKET = "octuefs-demo"
 DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"

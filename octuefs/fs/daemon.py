@@ -126,7 +126,9 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     """Mount and serve; `notify_ready` is called once the kernel has the mount."""
     limit_malloc_arenas()
     setup_logging(config)
-    configure(endpoint=config.endpoint, pool_size=config.storage_threads + 8, retry_deadline=config.retry_deadline)
+    # Reads and uploads each have `storage_threads` threads (see BucketOperations), each with a connection.
+    pool_size = 2 * config.storage_threads + 8
+    configure(endpoint=config.endpoint, pool_size=pool_size, retry_deadline=config.retry_deadline)
     storage = get_storage()
     cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
     staging = StagingArea(config.resolved_cache_dir / "staging")

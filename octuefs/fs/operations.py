@@ -1,7 +1,9 @@
 """The pyfuse3 Operations of a mounted bucket: thin translation from kernel requests to the engine.
 
-Every blocking storage call runs in a worker thread under one CapacityLimiter, so the trio loop
-keeps answering other requests while one object is slow. Attributes and listings are trusted for
+Every blocking call runs in a worker thread, so the trio loop keeps answering other requests while
+one object is slow; uploads, work on staged files and everything else (reads, lookups, listings,
+metadata) each have a CapacityLimiter of their own, so slow uploads filling theirs cannot keep a
+getattr or a read waiting. Attributes and listings are trusted for
 `metadata_ttl` seconds (also given to the kernel as attr/entry timeouts); after that a lookup,
 getattr or open asks the server again, so other clients' changes appear.
 """
@@ -56,6 +58,8 @@ class BucketOperations(pyfuse3.Operations):
         self.inodes = InodeTable()
         self.dirs = DirectoryCache(storage, config.bucket, config.prefix, config.metadata_ttl)
         self.limiter = trio.CapacityLimiter(config.storage_threads)
+        self.upload_limiter = trio.CapacityLimiter(config.storage_threads)
+        self.disk_limiter = trio.CapacityLimiter(config.storage_threads)
         self.handles: dict[int, FileHandle] = {}
         self.dir_handles: dict[int, DirHandle] = {}
         self._handle_numbers = itertools.count(1)
@@ -102,6 +106,12 @@ class BucketOperations(pyfuse3.Operations):
 
     async def _blocking(self, function: Callable[..., Result], *args: Any) -> Result:
         return await trio.to_thread.run_sync(function, *args, limiter=self.limiter)
+
+    async def _uploading(self, function: Callable[..., Result], *args: Any) -> Result:
+        return await trio.to_thread.run_sync(function, *args, limiter=self.upload_limiter)
+
+    async def _on_disk(self, function: Callable[..., Result], *args: Any) -> Result:
+        return await trio.to_thread.run_sync(function, *args, limiter=self.disk_limiter)
 
     @staticmethod
     def _child_path(parent: Inode, name: bytes) -> str:
@@ -343,7 +353,7 @@ class BucketOperations(pyfuse3.Operations):
         state = self.writes.by_ino.get(handle.inode.ino)
         if state is not None:
             try:
-                return await self._blocking(self.writes.read, state, offset, size)
+                return await self._on_disk(self.writes.read, state, offset, size)
             except CloudObjectNotFound:
                 # The object whose bytes the staged copy has not copied in yet was replaced or deleted.
                 raise pyfuse3.FUSEError(errno.ESTALE) from None
@@ -379,14 +389,14 @@ class BucketOperations(pyfuse3.Operations):
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.handles[fh]
         state = self.writes.by_ino[handle.inode.ino]
-        return await self._blocking(self.writes.write, state, offset, data, handle.append)
+        return await self._on_disk(self.writes.write, state, offset, data, handle.append)
 
     async def _upload(self, inode: Inode) -> None:
         state = self.writes.by_ino.get(inode.ino)
         if state is None or inode.datafile is None:
             return
         async with inode.sending:
-            stat = await self._blocking(self.writes.upload, inode.datafile, state)
+            stat = await self._uploading(self.writes.upload, inode.datafile, state)
             if stat is not None and state.unlinked:
                 # Removed while its upload was in flight: the rm must stick.
                 await self._blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
@@ -439,9 +449,9 @@ class BucketOperations(pyfuse3.Operations):
             state.handles += 1
         try:
             if fields.update_size:
-                await self._blocking(self.writes.truncate, state, attr.st_size)
+                await self._on_disk(self.writes.truncate, state, attr.st_size)
             if state is not None and state.dirty and changes:
-                await self._blocking(self.writes.change_attributes, state, changes)
+                await self._on_disk(self.writes.change_attributes, state, changes)
             elif changes:
                 # Also when the file is open but already uploaded: a pending release would drop the change.
                 async with inode.sending:
@@ -587,7 +597,7 @@ class BucketOperations(pyfuse3.Operations):
         state = self.writes.by_ino.get(inode.ino)
         if state is not None:
             assert inode.datafile is not None
-            await self._blocking(self.writes.moved, state, original, inode.datafile)
+            await self._on_disk(self.writes.moved, state, original, inode.datafile)
 
     @staticmethod
     def _has_user_metadata(datafile: Datafile) -> bool:

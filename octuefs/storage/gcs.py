@@ -16,10 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -31,122 +29,29 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
-from octuefs.errors import ChecksumMismatch, CloudObjectNotFound, OctuefsError, PreconditionConflict, StorageError
+from octuefs.errors import ChecksumMismatch, OctuefsError, PreconditionConflict, StorageError
+from octuefs.storage.interface import Storage
+from octuefs.storage.objects import (
+    Listing,
+    ObjectStat,
+    RequestStats,
+    StorageSettings,
+    crc32c_of_bytes,
+    crc32c_of_file,
+    missing,
+    refused,
+    report_progress,
+)
 from octuefs.storage.paths import CloudLocation
+from octuefs.storage.streaming import FileRange, StreamingUpload
 
 logger = logging.getLogger(__name__)
 
-EMPTY_CRC32C = "AAAAAA=="
 DEFAULT_PROJECT = "octuefs"
+# What GCS answers to each part of a resumable upload but the last.
+RESUME_INCOMPLETE = 308
 # Where appended bytes wait for the compose that joins them on (as gcsfuse keeps `.gcsfuse_tmp/`).
 TEMPORARY_PREFIX = ".octuefs_tmp/"
-
-
-@dataclass(frozen=True)
-class StorageSettings:
-    endpoint: str | None = None
-    project: str | None = None
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    retry_deadline: float = 120.0
-    pool_size: int = 32
-    # Resumable uploads hold one chunk in memory at a time; must be a multiple of 256 KiB. Each chunk
-    # is one request, so larger chunks upload faster (the client's own default is 100 MiB).
-    upload_chunk_size: int = 32 * 1024 * 1024
-
-    @property
-    def resolved_endpoint(self) -> str | None:
-        return self.endpoint or os.environ.get("STORAGE_EMULATOR_HOST") or None
-
-
-@dataclass(frozen=True)
-class ObjectStat:
-    """What one GET or listing tells about an object; enough to act on it without asking again."""
-
-    bucket: str
-    name: str
-    size: int
-    generation: int
-    metageneration: int | None
-    crc32c: str | None
-    content_type: str | None
-    updated: datetime | None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_blob(cls, blob: storage.Blob) -> ObjectStat:
-        return cls.from_resource(blob.bucket.name, blob._properties)
-
-    @classmethod
-    def from_resource(cls, bucket: str, resource: Mapping[str, Any]) -> ObjectStat:
-        """From the JSON API's object resource, as GET, list, upload, PATCH and rewrite return it."""
-        updated = resource.get("updated")
-        metageneration = resource.get("metageneration")
-        return cls(
-            bucket=bucket,
-            name=resource["name"],
-            size=int(resource.get("size") or 0),
-            generation=int(resource.get("generation") or 0),
-            metageneration=int(metageneration) if metageneration is not None else None,
-            crc32c=resource.get("crc32c"),
-            content_type=resource.get("contentType"),
-            updated=datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
-            metadata=dict(resource.get("metadata") or {}),
-        )
-
-    @property
-    def location(self) -> CloudLocation:
-        return CloudLocation(self.bucket, self.name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form, so a serialised datafile can be rebuilt without a request."""
-        data = {**self.__dict__, "metadata": dict(self.metadata)}
-        data["updated"] = self.updated.isoformat() if self.updated else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ObjectStat:
-        updated = datetime.fromisoformat(data["updated"]) if data.get("updated") else None
-        return cls(**{**data, "updated": updated})
-
-
-@dataclass(frozen=True)
-class Listing:
-    objects: list[ObjectStat]
-    prefixes: list[str]
-
-
-def crc32c_of_bytes(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
-
-
-def crc32c_of_file(path: str | os.PathLike[str], block_size: int = 1024 * 1024, offset: int = 0) -> str:
-    checksum = google_crc32c.Checksum()
-    with open(path, "rb") as file:
-        file.seek(offset)
-        while block := file.read(block_size):
-            checksum.update(block)
-    return base64.b64encode(checksum.digest()).decode()
-
-
-_progress = threading.local()
-
-
-@contextlib.contextmanager
-def reporting_progress(callback: Callable[[int], None]) -> Iterator[None]:
-    """Report bytes as this thread's downloads and uploads move them (for a progress bar), not only
-    once each is done."""
-    _progress.callback = callback
-    try:
-        yield
-    finally:
-        _progress.callback = None
-
-
-def _report_progress(count: int) -> None:
-    callback = getattr(_progress, "callback", None)
-    if callback is not None:
-        callback(count)
 
 
 class _ReportingReader:
@@ -157,7 +62,7 @@ class _ReportingReader:
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
-        _report_progress(len(data))
+        report_progress(len(data))
         return data
 
     def __getattr__(self, name: str) -> Any:
@@ -187,7 +92,7 @@ class _ChecksummingWriter:
 
     def write(self, data: bytes) -> int:
         self._checksum.update(data)
-        _report_progress(len(data))
+        report_progress(len(data))
         return self._file.write(data)
 
     def flush(self) -> None:
@@ -204,11 +109,9 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
     try:
         yield
     except api_exceptions.NotFound:
-        raise CloudObjectNotFound(f"{location}: no such object or bucket (while trying to {action}).") from None
+        raise missing(location, action) from None
     except api_exceptions.PreconditionFailed:
-        raise PreconditionConflict(
-            f"{location}: changed by another writer since it was read, so {action} was not applied."
-        ) from None
+        raise refused(location, action) from None
     except api_exceptions.GoogleAPICallError as error:
         raise StorageError(f"{location}: server refused to {action}: {error.code} {error.message}") from None
     except api_exceptions.RetryError as error:
@@ -219,43 +122,16 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
         raise StorageError(f"{location}: could not {action}: {error}") from None
 
 
-class RequestStats:
-    """Requests sent and bytes moved by this process, for `octuefs stats` (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.failures: Counter[str] = Counter()
-        self.bytes_down = 0
-        self.bytes_up = 0
-
-    def record(self, kind: str, failed: bool) -> None:
-        with self._lock:
-            self.requests[kind] += 1
-            if failed:
-                self.failures[kind] += 1
-
-    def moved(self, down: int = 0, up: int = 0) -> None:
-        with self._lock:
-            self.bytes_down += down
-            self.bytes_up += up
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": dict(self.requests),
-                "failed_requests": dict(self.failures),
-                "bytes_down": self.bytes_down,
-                "bytes_up": self.bytes_up,
-            }
+def _stat_of(blob: storage.Blob) -> ObjectStat:
+    return ObjectStat.from_resource(blob.bucket.name, blob._properties)
 
 
-class GCSStorage:
+class GCSStorage(Storage):
     """Requests to GCS; thread-safe, one per process (see `get_storage`)."""
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
-        self.client = self._build_client(settings)
+        self._client = self._build_client(settings)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._retry: Retry = DEFAULT_RETRY.with_timeout(settings.retry_deadline)
         self.stats = RequestStats()
@@ -300,7 +176,7 @@ class GCSStorage:
         return client
 
     def _blob(self, bucket: str, name: str, generation: int | None = None) -> storage.Blob:
-        return self.client.bucket(bucket).blob(name, generation=generation)
+        return self._client.bucket(bucket).blob(name, generation=generation)
 
     def _get_json(self, url: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """One JSON API GET on the client's authorised session.
@@ -308,7 +184,7 @@ class GCSStorage:
         Listings use it directly: building a client Blob object per listed item costs more than
         the listing request itself for directories of thousands of objects.
         """
-        response = self.client._http.get(url, params=parameters, timeout=self._timeout)
+        response = self._client._http.get(url, params=parameters, timeout=self._timeout)
         if response.status_code != 200:
             raise api_exceptions.from_http_response(response)
         return response.json()
@@ -316,23 +192,22 @@ class GCSStorage:
     def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
         """One bucket GET with a short retry deadline, so a mount fails fast when the server is down."""
         with self._request("bucket", f"gs://{bucket}", "look up the bucket"):
-            found = self.client.lookup_bucket(
+            found = self._client.lookup_bucket(
                 bucket, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=(min(deadline, 5.0), deadline)
             )
         return found is not None
+
+    def create_bucket(self, bucket: str) -> None:
+        """A new bucket in the client's project (the demo seeds one)."""
+        with self._request("bucket", f"gs://{bucket}", "create the bucket"):
+            self._client.create_bucket(bucket, retry=self._retry, timeout=self._timeout)
 
     def stat(self, bucket: str, name: str) -> ObjectStat | None:
         """One GET of the object's resource; None when it does not exist."""
         location = CloudLocation(bucket, name)
         with self._request("stat", location, "read its metadata"):
-            blob = self.client.bucket(bucket).get_blob(name, retry=self._retry, timeout=self._timeout)
-        return ObjectStat.from_blob(blob) if blob is not None else None
-
-    def require_stat(self, bucket: str, name: str) -> ObjectStat:
-        stat = self.stat(bucket, name)
-        if stat is None:
-            raise CloudObjectNotFound(f"{CloudLocation(bucket, name)}: no such object.")
-        return stat
+            blob = self._client.bucket(bucket).get_blob(name, retry=self._retry, timeout=self._timeout)
+        return _stat_of(blob) if blob is not None else None
 
     def list(
         self,
@@ -349,7 +224,7 @@ class GCSStorage:
         """
         objects: list[ObjectStat] = []
         prefixes: set[str] = set()
-        url = f"{self.client._connection.API_BASE_URL}/storage/v1/b/{quote(bucket, safe='')}/o"
+        url = f"{self._client._connection.API_BASE_URL}/storage/v1/b/{quote(bucket, safe='')}/o"
         parameters = {"projection": "noAcl", "prefix": prefix, "delimiter": delimiter, "maxResults": page_size or limit}
         with self._request("list", f"gs://{bucket}/{prefix}", "list objects"):
             while True:
@@ -373,12 +248,12 @@ class GCSStorage:
         if start >= end:
             return b""
         blob = self._blob(stat.bucket, stat.name)
-        url = f"{self.client._connection.API_BASE_URL}/download/storage/v1{blob.path}"
+        url = f"{self._client._connection.API_BASE_URL}/download/storage/v1{blob.path}"
         parameters = {"alt": "media", "generation": str(stat.generation)}
         headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
 
         def attempt() -> bytes:
-            with self.client._http.get(
+            with self._client._http.get(
                 url, params=parameters, headers=headers, stream=True, timeout=self._timeout
             ) as response:
                 if response.status_code not in (200, 206):
@@ -448,7 +323,7 @@ class GCSStorage:
         `if_generation_match=0` means "only if it does not exist yet". Files over one chunk go up
         as a resumable upload, so memory stays at one chunk whatever the file size.
         """
-        blob = storage.Blob(name, self.client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
+        blob = storage.Blob(name, self._client.bucket(bucket), chunk_size=self.settings.upload_chunk_size)
         blob.metadata = dict(metadata)
         size = os.path.getsize(source) - offset
         retried = _RetriedLog()
@@ -466,29 +341,13 @@ class GCSStorage:
                 )
         except PreconditionConflict:
             crc32c = crc32c_of_file(source, offset=offset) if retried.any else None
-            mine = self._own_lost_upload(bucket, name, crc32c, size, metadata) if crc32c else None
+            mine = self.own_lost_upload(bucket, name, crc32c, size, metadata) if crc32c else None
             if mine is None:
                 raise
             self.stats.moved(up=size)
             return mine
         self.stats.moved(up=size)
-        return ObjectStat.from_blob(blob)
-
-    def _own_lost_upload(
-        self, bucket: str, name: str, crc32c: str, size: int, metadata: Mapping[str, str]
-    ) -> ObjectStat | None:
-        """The object, if it is exactly what an upload sent (bytes and metadata); else None.
-
-        When the server stores an upload but its reply is lost (a reset connection), the retry is
-        refused by the generation guard the first attempt already moved on: without this check a
-        successful upload would be reported as another writer's conflict, and fail every fsync
-        after. Asked only after a retried failure, so a plain conflict costs no extra request.
-        """
-        stat = self.stat(bucket, name)
-        if stat is None or (stat.crc32c, stat.size, dict(stat.metadata)) != (crc32c, size, dict(metadata)):
-            return None
-        logger.info("%s: stored by the upload whose reply was lost (generation %d)", stat.location, stat.generation)
-        return stat
+        return _stat_of(blob)
 
     def append(
         self,
@@ -536,7 +395,7 @@ class GCSStorage:
                 self.delete(bucket, part_name, part.generation)
             except OctuefsError as error:
                 logger.warning("gs://%s/%s: temporary part left behind: %s", bucket, part_name, error)
-        joined = lost_reply or ObjectStat.from_blob(destination)
+        joined = lost_reply or _stat_of(destination)
         if joined.generation == if_generation_match:
             # fake-gcs-server (the bundled server) composes in place, keeping the generation; GCS always
             # makes a new one. A generation must name one content (cached chunks and every precondition
@@ -555,7 +414,7 @@ class GCSStorage:
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        patched = ObjectStat.from_blob(blob)
+        patched = _stat_of(blob)
         # Some servers omit fields from a PATCH response; what we knew before still holds for them.
         return replace(
             stat,
@@ -594,7 +453,7 @@ class GCSStorage:
                     retry=self._retry,
                     timeout=self._timeout,
                 )
-        return ObjectStat.from_blob(destination)
+        return _stat_of(destination)
 
     def delete(self, bucket: str, name: str, if_generation_match: int | None) -> None:
         """Delete the object, only at the generation we know when one is given."""
@@ -614,12 +473,62 @@ class GCSStorage:
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        return ObjectStat.from_blob(blob)
+        return _stat_of(blob)
+
+    def start_upload(
+        self, location: CloudLocation, content_type: str, metadata: Mapping[str, str], if_generation_match: int
+    ) -> StreamingUpload:
+        """A resumable upload session opened with everything a whole upload would carry but the bytes;
+        GCS checks `if_generation_match` when the last part makes the object."""
+        blob = self._blob(location.bucket, location.name)
+        blob.metadata = dict(metadata)
+        with self._request("upload", location, "start an upload"):
+            url = blob.create_resumable_upload_session(
+                content_type=content_type,
+                if_generation_match=if_generation_match,
+                checksum=None,
+                timeout=self._timeout,
+                retry=self._retry,
+            )
+        return StreamingUpload(self, location, url, metadata)
+
+    def send_part(self, session: str, location: CloudLocation, body: FileRange) -> None:
+        """Bytes [body.start, body.end) of a session, a multiple of 256 KiB, with more to follow."""
+        self._put_to_session(session, location, body, f"bytes {body.start}-{body.end - 1}/*", {}, "upload a part")
+
+    def finish_session(
+        self, session: str, location: CloudLocation, body: FileRange, size: int, crc32c: str
+    ) -> ObjectStat:
+        """The last bytes of a session, which make the object; GCS checks `crc32c` against all of them."""
+        span = f"bytes {body.start}-{body.end - 1}/{size}" if len(body) else f"bytes */{size}"
+        digest = {"X-Goog-Hash": f"crc32c={crc32c}"}
+        reply = self._put_to_session(session, location, body, span, digest, "finish the upload")
+        return ObjectStat.from_resource(location.bucket, reply.json())
+
+    def _put_to_session(
+        self, session: str, location: CloudLocation, body: FileRange, span: str, headers: dict[str, str], action: str
+    ) -> requests.Response:
+        headers = {**headers, "Content-Range": span, "Content-Length": str(len(body))}
+        final = not span.endswith("/*")
+        with self._request("upload", location, action):
+            response = self._client._http.put(session, data=body, headers=headers, timeout=self._timeout)
+            if response.status_code not in ((200, 201) if final else (RESUME_INCOMPLETE,)):
+                raise api_exceptions.from_http_response(response)
+        self.stats.moved(up=len(body))
+        return response
+
+    def cancel_session(self, session: str) -> None:
+        """Drop an unfinished session (it would otherwise linger on the server for a week); failures do
+        not matter."""
+        with contextlib.suppress(requests.RequestException):
+            self._client._http.delete(session, timeout=self._timeout)
 
 
 _lock = threading.Lock()
 _settings = StorageSettings()
 _instance: tuple[int, GCSStorage] | None = None
+# A storage serving instead of GCS (see `serving`).
+_stand_in: Storage | None = None
 
 
 def configure(**settings: Any) -> None:
@@ -630,10 +539,26 @@ def configure(**settings: Any) -> None:
         _instance = None
 
 
-def get_storage() -> GCSStorage:
+def get_storage() -> Storage:
     """The process's storage client, built on first use (and again after a fork)."""
     global _instance
     with _lock:
+        if _stand_in is not None:
+            return _stand_in
         if _instance is None or _instance[0] != os.getpid():
             _instance = (os.getpid(), GCSStorage(_settings))
         return _instance[1]
+
+
+@contextlib.contextmanager
+def serving(storage: Storage) -> Iterator[Storage]:
+    """Make `storage` the process's storage while the block runs, so the Datafile engine can be tested
+    against the in-memory implementation (with its faults) instead of a server."""
+    global _stand_in
+    with _lock:
+        _stand_in = storage
+    try:
+        yield storage
+    finally:
+        with _lock:
+            _stand_in = None

@@ -11,25 +11,18 @@ staged file, never held in memory.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import google_crc32c
-import requests
-from google.api_core import exceptions as api_exceptions
 
 from octuefs.errors import OctuefsError
-from octuefs.storage.gcs import ObjectStat
+from octuefs.storage.objects import ObjectStat
 from octuefs.storage.paths import CloudLocation
-
-if TYPE_CHECKING:
-    from octuefs.storage.gcs import GCSStorage
 
 # Held in memory per block of a body being sent.
 READ_BLOCK = 1024 * 1024
-RESUME_INCOMPLETE = 308
 
 
 class FileRange:
@@ -59,42 +52,40 @@ class FileRange:
             yield data
 
 
+class UploadSessions(Protocol):
+    """What a storage offers a resumable upload session: the session is named by a string the storage
+    gave out (GCS: the session URL)."""
+
+    def send_part(self, session: str, location: CloudLocation, body: FileRange) -> None: ...
+
+    def finish_session(
+        self, session: str, location: CloudLocation, body: FileRange, size: int, crc32c: str
+    ) -> ObjectStat: ...
+
+    def cancel_session(self, session: str) -> None: ...
+
+    def own_lost_upload(
+        self, bucket: str, name: str, crc32c: str, size: int, metadata: Mapping[str, str]
+    ) -> ObjectStat | None: ...
+
+
 class StreamingUpload:
-    def __init__(self, storage: GCSStorage, location: CloudLocation, url: str, metadata: Mapping[str, str]) -> None:
+    """One object going up in parts from a file still being written (see `Storage.start_upload`)."""
+
+    def __init__(
+        self, storage: UploadSessions, location: CloudLocation, session: str, metadata: Mapping[str, str]
+    ) -> None:
         self.storage = storage
         self.location = location
-        self.url = url
+        self.session = session
         self.metadata = dict(metadata)
         self.final_crc32c: str | None = None
         self.sent = 0
         self.checksum = google_crc32c.Checksum()
 
-    @classmethod
-    def begin(
-        cls,
-        storage: GCSStorage,
-        location: CloudLocation,
-        content_type: str,
-        metadata: Mapping[str, str],
-        if_generation_match: int,
-    ) -> StreamingUpload:
-        """Open the session with everything a whole upload would carry but the bytes."""
-        blob = storage._blob(location.bucket, location.name)
-        blob.metadata = dict(metadata)
-        with storage._request("upload", location, "start an upload"):
-            url = blob.create_resumable_upload_session(
-                content_type=content_type,
-                if_generation_match=if_generation_match,
-                checksum=None,
-                timeout=storage._timeout,
-                retry=storage._retry,
-            )
-        return cls(storage, location, url, metadata)
-
     def send(self, fd: int, end: int) -> None:
         """Bytes [sent, end) of the file, `end - sent` a multiple of 256 KiB, to be followed by more."""
-        body = FileRange(fd, self.sent, end, self.checksum)
-        self._put(body, f"bytes {self.sent}-{end - 1}/*", {}, (RESUME_INCOMPLETE,), "upload a part")
+        self.storage.send_part(self.session, self.location, FileRange(fd, self.sent, end, self.checksum))
         self.sent = end
 
     def finish(self, fd: int, size: int) -> ObjectStat:
@@ -103,11 +94,10 @@ class StreamingUpload:
         for _ in FileRange(fd, self.sent, size, whole):
             pass
         self.final_crc32c = base64.b64encode(whole.digest()).decode()
-        digest = {"X-Goog-Hash": f"crc32c={self.final_crc32c}"}
-        span = f"bytes {self.sent}-{size - 1}/{size}" if size > self.sent else f"bytes */{size}"
-        response = self._put(FileRange(fd, self.sent, size), span, digest, (200, 201), "finish the upload")
+        rest = FileRange(fd, self.sent, size)
+        made = self.storage.finish_session(self.session, self.location, rest, size, self.final_crc32c)
         self.sent = size
-        return ObjectStat.from_resource(self.location.bucket, response.json())
+        return made
 
     def made(self, size: int) -> ObjectStat | None:
         """After a failed finish: the object, if the server made it and only its reply was lost, so that
@@ -116,24 +106,10 @@ class StreamingUpload:
             return None
         bucket, name = self.location.bucket, self.location.name
         try:
-            return self.storage._own_lost_upload(bucket, name, self.final_crc32c, size, self.metadata)
+            return self.storage.own_lost_upload(bucket, name, self.final_crc32c, size, self.metadata)
         except OctuefsError:
             return None
 
     def cancel(self) -> None:
-        """Drop the session (it would otherwise linger on the server for a week); failures do not matter."""
-        with contextlib.suppress(requests.RequestException):
-            self.storage.client._http.delete(self.url, timeout=self.storage._timeout)
-
-    def _put(
-        self, body: FileRange, span: str, headers: dict[str, str], expected: tuple[int, ...], action: str
-    ) -> requests.Response:
-        length = len(body)
-        headers = {**headers, "Content-Range": span, "Content-Length": str(length)}
-        with self.storage._request("upload", self.location, action):
-            http = self.storage.client._http
-            response = http.put(self.url, data=body, headers=headers, timeout=self.storage._timeout)
-            if response.status_code not in expected:
-                raise api_exceptions.from_http_response(response)
-        self.storage.stats.moved(up=length)
-        return response
+        """Drop the session; failures do not matter."""
+        self.storage.cancel_session(self.session)

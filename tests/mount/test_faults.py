@@ -127,6 +127,30 @@ def test_a_slow_reply_for_one_file_does_not_hold_up_reads_of_another(mount, buck
     assert faulted(proxy, "delay") == 1
 
 
+def test_sixteen_stalled_uploads_do_not_hold_up_stat_ls_or_reads(mount, bucket, proxy):
+    """Uploads wait on their own threads: with one pool for everything, as many slow uploads as the
+    mount has storage threads (16 by default) left lookups, listings and reads waiting behind them."""
+    content = os.urandom(100 * KiB)
+    bucket.blob("elsewhere/data.bin").upload_from_string(content)
+    mounted = mount()
+    held = proxy.add(Fault("delay", "POST", r"/upload/", remaining=16, seconds=8.0))
+
+    closes = [in_background((mounted / f"new-{index}.txt").write_bytes, b"x" * index) for index in range(16)]
+    wait_until(lambda: held.remaining == 0)
+    started = time.monotonic()
+    mounted.sh("stat", mounted / "elsewhere" / "data.bin")
+    listed = mounted.sh("ls", mounted / "elsewhere").stdout
+    read = mounted.read_bytes("elsewhere/data.bin")
+    elapsed = time.monotonic() - started
+
+    assert (listed, read) == (b"data.bin\n", content)
+    assert elapsed < 4.0, f"stat, ls and cat took {elapsed:.1f} s behind the stalled uploads"
+    assert not any(close.done() for close in closes), "an upload finished before the stat, ls and read"
+    for close in closes:
+        close.result(timeout=CALL_TIMEOUT)
+    assert sorted(blob.name for blob in bucket.list_blobs(prefix="new-")) == sorted(f"new-{i}.txt" for i in range(16))
+
+
 # A body cut short is never data -------------------------------------------------------------
 
 

@@ -1,11 +1,13 @@
 """Preconditions that GCS enforces and the emulator ignores, enforced by the test proxy.
 
-fake-gcs-server honours `ifGenerationMatch` on simple uploads only: compose, rewrite and resumable
-upload sessions ignore it, so an append joined by compose, a rename's rewrite or a file uploaded
-in parts would replace another writer's object where GCS answers 412. It also never increments
-an object's metageneration on a metadata PATCH and ignores `ifMetagenerationMatch`, so two
-clients racing to change metadata both "win". Without this layer the tests of "never clobber"
-and of the metadata retry-merge would pass whatever octuefs did.
+fake-gcs-server honours `ifGenerationMatch` on simple uploads only: compose, rewrite, delete and
+resumable upload sessions ignore it, so an append joined by compose, a rename's rewrite, the delete
+after it or a file uploaded in parts would replace or remove another writer's object where GCS
+answers 412. It also never increments an object's metageneration on a metadata PATCH and ignores
+both `ifMetagenerationMatch` and `ifGenerationMatch` there, so two clients racing to change
+metadata both "win", and a PATCH lands on a newer object than the one it was meant for. Without
+this layer the tests of "never clobber" and of the metadata retry-merge would pass whatever
+octuefs did.
 
 Here every JSON reply reports metagenerations as GCS would (the emulator's plus the PATCHes it
 did not count), and a guarded request whose precondition fails gets 412. Each check runs under
@@ -65,7 +67,8 @@ class Preconditions:
         bucket, name, expected = guarded
         with self.lock:
             current = self._current(bucket, name, send)
-            if current.get("generation", "0") != expected:
+            # A delete of an object already gone is answered 404 by GCS whatever its guard says.
+            if current.get("generation", "0") != expected and (current or method != "DELETE"):
                 self.refused += 1
                 return _refusal("ifGenerationMatch")
             reply = send(method, path, body)
@@ -91,7 +94,10 @@ class Preconditions:
             final = not headers.get("Content-Range", "").endswith("/*")
             session = self.sessions.get(query["upload_id"][0]) if final else None
             return None if session is None else (session[0], session[1], str(session[2]))
-        match = (COMPOSE.match(path) or REWRITE.match(path)) if method == "POST" else None
+        if method == "DELETE":
+            match = OBJECT.match(path)
+        else:
+            match = (COMPOSE.match(path) or REWRITE.match(path)) if method == "POST" else None
         if match is None or "ifGenerationMatch" not in query:
             return None
         return unquote(match.group(1)), unquote(match.group(2)), query["ifGenerationMatch"][0]
@@ -111,6 +117,10 @@ class Preconditions:
         before = self._current(bucket, name, send)
         if not before:
             return send("PATCH", full, body)
+        generation = query.get("ifGenerationMatch", [None])[0]
+        if generation is not None and generation != before["generation"]:
+            self.refused += 1
+            return _refusal("ifGenerationMatch")
         expected = query.get("ifMetagenerationMatch", [None])[0]
         if expected is not None and int(expected) != self._metageneration(before):
             self.refused += 1
