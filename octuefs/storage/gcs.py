@@ -83,7 +83,7 @@ class _RetriedLog:
         return False
 
 
-class _ChecksummingWriter:
+class ChecksummingWriter:
     """A write-only file that computes the crc32c of what passes through it."""
 
     def __init__(self, file: IO[bytes]) -> None:
@@ -202,6 +202,19 @@ class GCSStorage(Storage):
         with self._request("bucket", f"gs://{bucket}", "create the bucket"):
             self._client.create_bucket(bucket, retry=self._retry, timeout=self._timeout)
 
+    @property
+    def credentials(self) -> Any:
+        """The client's own credentials: a signed URL is signed with them when they can sign."""
+        return self._client._credentials
+
+    def signed_url(self, location: CloudLocation, expiration: Any, signing: Mapping[str, Any]) -> str:
+        """A V4 URL reading `location` with GET until `expiration`; `signing` says who signs (signed_urls.py)."""
+        blob = self._client.bucket(location.bucket).blob(location.name)
+        endpoint = self.settings.resolved_endpoint
+        options = {**signing, **({"api_access_endpoint": endpoint} if endpoint else {})}
+        with self._request("sign", location, "sign a URL for it"):
+            return blob.generate_signed_url(expiration=expiration, method="GET", version="v4", **options)
+
     def stat(self, bucket: str, name: str) -> ObjectStat | None:
         """One GET of the object's resource; None when it does not exist."""
         location = CloudLocation(bucket, name)
@@ -289,7 +302,7 @@ class GCSStorage(Storage):
         handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as file:
-                writer = _ChecksummingWriter(file)
+                writer = ChecksummingWriter(file)
                 blob = self._blob(stat.bucket, stat.name, stat.generation)
                 with self._request("download", stat.location, "download it"):
                     blob.download_to_file(

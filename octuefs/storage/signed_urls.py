@@ -36,7 +36,7 @@ from octuefs.errors import (
     SigningUnavailable,
     StorageError,
 )
-from octuefs.storage.gcs import ObjectStat, _ChecksummingWriter, get_storage
+from octuefs.storage.gcs import ChecksummingWriter, GCSStorage, ObjectStat, get_storage
 from octuefs.storage.paths import CloudLocation
 
 DEFAULT_EXPIRATION = timedelta(days=7)
@@ -78,16 +78,13 @@ def _signing_options(client_credentials: Any) -> dict[str, Any]:
 def generate_signed_url(location: CloudLocation, expiration: timedelta | datetime = DEFAULT_EXPIRATION) -> str:
     """A V4 URL that reads the object at `location` with GET until `expiration` (a delay or an instant)."""
     storage = get_storage()
+    if not isinstance(storage, GCSStorage):
+        raise SigningUnavailable(f"{location}: cannot make a signed URL: only Cloud Storage signs URLs")
     try:
-        options = _signing_options(storage.client._credentials)
+        signing = _signing_options(storage.credentials)
     except SigningUnavailable as error:
         raise SigningUnavailable(f"{location}: cannot make a signed URL: {error}") from None
-    endpoint = storage.settings.resolved_endpoint
-    if endpoint:
-        options["api_access_endpoint"] = endpoint
-    blob = storage.client.bucket(location.bucket).blob(location.name)
-    with storage._request("sign", location, "sign a URL for it"):
-        return blob.generate_signed_url(expiration=expiration, method="GET", version="v4", **options)
+    return storage.signed_url(location, expiration, signing)
 
 
 def url_location(url: str) -> CloudLocation:
@@ -159,7 +156,7 @@ def download_url(url: str, stat: ObjectStat, destination: str | os.PathLike[str]
             with os.fdopen(handle, "wb") as file, _session.get(url, stream=True, timeout=TIMEOUT) as response:
                 if response.status_code != 200:
                     raise _refused(url, response, "download it")
-                writer = _ChecksummingWriter(file)
+                writer = ChecksummingWriter(file)
                 for block in response.iter_content(1024 * 1024):
                     writer.write(block)
         except requests.RequestException as error:
