@@ -19,7 +19,6 @@ from octuefs.exceptions import CloudLocationNotSpecified, FileNotFoundException,
 from octuefs.metadata.codec import encode_cloud
 from octuefs.metadata.model import OctueMetadata
 from tests.integration.datafile_objects import gs, put
-from tests.integration.test_signed_urls import signing_key  # noqa: F401 (a fixture)
 
 FILES = {
     "a.csv": (b"a\n", {"run": 1}, {"raw"}),
