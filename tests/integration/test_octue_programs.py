@@ -10,9 +10,7 @@ by the test's bucket. The snippets come from `docs/core_concepts/data_containers
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -21,8 +19,7 @@ from typing import Any
 import pytest
 
 from tests.integration.datafile_objects import CSV, put_golden_csv
-
-REPOSITORY = Path(__file__).parents[2]
+from tests.support.programs import REPOSITORY, run_program
 
 
 def run(program: str, bucket: Any, proxy: Any, cwd: Path, **env: str) -> dict[str, Any]:
@@ -30,17 +27,8 @@ def run(program: str, bucket: Any, proxy: Any, cwd: Path, **env: str) -> dict[st
     source = textwrap.dedent(program).replace("my-bucket", bucket.name)
     imports = re.findall(r"^\s*(?:from|import) (\S+)", source, flags=re.MULTILINE)
     assert not [name for name in imports if name.split(".")[0] == "octue"], "only octuefs is imported"
-    environment = {
-        **os.environ,
-        "STORAGE_EMULATOR_HOST": proxy.url,
-        "PYTHONPATH": str(REPOSITORY),
-        **env,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", source], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    environment = {"STORAGE_EMULATOR_HOST": proxy.url, "PYTHONPATH": str(REPOSITORY), **env}
+    return run_program(sys.executable, source, cwd, environment) or {}
 
 
 def octue_fields(blob: Any) -> dict[str, Any]:
