@@ -426,11 +426,14 @@ def test_filtering_and_ordering_a_dataset(proxy, bucket, tmp_path):
     assert result["repr"] == "FilterSet({<Datafile('my_file.csv')>})"
 
 
-@pytest.mark.parametrize("module", ["octuefs.resources", "octuefs.exceptions"])
+@pytest.mark.parametrize("module", ["octuefs.resources", "octuefs.resources.filter_containers", "octuefs.exceptions"])
 def test_the_modules_octue_code_imports_exist(module):
     names = {
-        "octuefs.resources": ["Datafile", "Dataset", "Label", "LabelSet", "TagDict"],
+        "octuefs.resources": ["Datafile", "Dataset", "Label", "LabelSet", "Tag", "TagDict"],
+        "octuefs.resources.filter_containers": ["FilterDict", "FilterList", "FilterSet"],
         "octuefs.exceptions": [
+            "BrokenSequenceException",
+            "UnexpectedNumberOfResultsException",
             "CloudLocationNotSpecified",
             "FileNotFoundException",
             "InvalidInputException",
