@@ -263,14 +263,13 @@ def test_foreign_metadata_keeps_only_non_octue_keys() -> None:
 
 # Anything another writer may have stored: JSON of any shape, Octue's tagged forms with any contents, raw text.
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_tagged_kinds = st.sampled_from(["set", "datetime", "other"])
 _stored_json = st.recursive(
     _scalars,
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(st.text(max_size=6), children, max_size=3)
-        | st.fixed_dictionaries({"_type": st.sampled_from(["set", "datetime"]), "items": children, "value": children})
-        | st.fixed_dictionaries({"_type": st.sampled_from(["set", "datetime"]), "items": children})
-        | st.fixed_dictionaries({"_type": st.sampled_from(["set", "datetime"]), "value": children})
+        | st.fixed_dictionaries({"_type": _tagged_kinds}, optional={"items": children, "value": children})
     ),
     max_leaves=8,
 )
