@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from octuefs import cloud_metadata, datafile_primitive
+from octuefs import cloud_metadata, datafile_primitive, filters
 from octuefs.errors import (
     CloudLocationNotSpecified,
     CloudObjectNotFound,
@@ -726,6 +726,11 @@ class Datafile:
 
     def __gt__(self, other: object) -> bool:
         return self.name > self._name_to_compare(other)
+
+    def satisfies(self, raise_error_if_filter_is_invalid: bool = True, **lookup: Any) -> bool:
+        """Whether this datafile passes one Octue filter lookup (`name__ends_with=".csv"`), as Octue's
+        `Filterable.satisfies` answers it; the same rules `dataset.files.filter` applies."""
+        return filters.satisfies(self, raise_error_if_filter_is_invalid, **lookup)
 
 
 class _OpenContext:

@@ -207,18 +207,11 @@ class Dataset:
             if relative == METADATA_FILENAME:
                 dataset_object = stat
             if not stat.name.endswith("/") and self._is_listed(relative):
-                files.append(self._cloud_datafile(stat))
+                files.append(Datafile.from_object_stat(stat, ignore_stored_metadata=self._ignore_stored_metadata))
         stored = self._read_cloud_entry(dataset_object) if dataset_object and not self._ignore_stored_metadata else None
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
         if stored is not None:
             self._apply_stored(stored, self.metadata_path)
-
-    def _cloud_datafile(self, stat: ObjectStat) -> Datafile:
-        try:
-            return Datafile.from_object_stat(stat, ignore_stored_metadata=self._ignore_stored_metadata)
-        except MalformedMetadataError as error:
-            _report_malformed(error)
-            return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
     def _read_cloud_entry(self, stat: ObjectStat) -> Any:
         text = get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
@@ -270,12 +263,8 @@ class Dataset:
 
     @staticmethod
     def _local_datafile(path: Path, entry: Mapping[str, Any] | None) -> Datafile:
-        fields: dict[str, Any] = {}
-        if entry is not None:
-            try:
-                fields = decode_local(entry, f"{path.parent / METADATA_FILENAME}[{path.name}]")
-            except MalformedMetadataError as error:
-                _report_malformed(error)
+        """Decoding reports each badly stored field with a warning and reads the rest, so it never raises."""
+        fields = decode_local(entry, f"{path.parent / METADATA_FILENAME}[{path.name}]") if entry is not None else {}
         return Datafile(path, ignore_stored_metadata=True, **fields)
 
     def _apply_stored(self, entry: Any, source: str) -> None:

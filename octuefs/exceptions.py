@@ -6,6 +6,7 @@ are the same classes, so either spelling catches them.
 """
 
 from octuefs.errors import (
+    BrokenSequenceException,
     ChecksumMismatch,
     CloudLocationNotSpecified,
     CloudObjectNotFound,
@@ -23,12 +24,14 @@ from octuefs.errors import (
     ReadOnlyResource,
     SigningUnavailable,
     StorageError,
+    UnexpectedNumberOfResultsException,
 )
 
 # Octue's base class of every error it raises on purpose.
 OctueSDKException = OctuefsError
 
 __all__ = [
+    "BrokenSequenceException",
     "ChecksumMismatch",
     "CloudLocationNotSpecified",
     "CloudObjectNotFound",
@@ -46,4 +49,5 @@ __all__ = [
     "ReadOnlyResource",
     "SigningUnavailable",
     "StorageError",
+    "UnexpectedNumberOfResultsException",
 ]

@@ -6,7 +6,6 @@ tools that compare inode numbers across calls (`find`, `tar`, `du`) see a stable
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -16,17 +15,6 @@ import trio
 from octuefs.datafile import Datafile
 from octuefs.errors import CloudObjectNotFound
 from octuefs.storage.gcs import ObjectStat
-
-logger = logging.getLogger(__name__)
-
-
-def datafile_for(stat: ObjectStat) -> Datafile:
-    """The engine's view of an object; bad stored metadata is shown as none rather than hiding the file."""
-    try:
-        return Datafile.from_object_stat(stat)
-    except ValueError as error:
-        logger.warning("%s (shown without its Octue metadata)", error)
-        return Datafile.from_object_stat(stat, ignore_stored_metadata=True)
 
 
 @dataclass
@@ -55,7 +43,7 @@ class Inode:
     @property
     def datafile(self) -> Datafile | None:
         if self._datafile is None and self._stat is not None:
-            self._datafile = datafile_for(self._stat)
+            self._datafile = Datafile.from_object_stat(self._stat)
         return self._datafile
 
     @property

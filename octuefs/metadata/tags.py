@@ -30,6 +30,19 @@ def validate_tag_value(key: str, value: Any) -> Any:
     return value
 
 
+class Tag(str):
+    """A tag name (a key of a `TagDict`), validated when made, so it can be checked once before use.
+
+    Octue 0.69 has no `Tag` class: its tags are the key-value pairs of a `TagDict`, and the string
+    `Tag` of Octue 0.1.18 and earlier became today's `Label`. octuefs offers this one because its
+    drop-in promise names `Tag` among `octuefs.resources`; it mirrors `Label` (a `str`, so it goes
+    wherever a tag key goes) but, like `TagDict`'s keys, is neither stripped nor lowercased.
+    """
+
+    def __new__(cls, name: object) -> Tag:
+        return super().__new__(cls, validate_tag_key(name))
+
+
 class TagDict(dict[str, Any]):
     """A dict whose keys are valid tag names and whose values are always encodable."""
 

@@ -121,3 +121,21 @@ def test_filtering_a_cloud_dataset_makes_no_request(cloud_dataset, proxy):
     cloud_dataset.files.order_by("name")
 
     assert proxy.kinds() == []
+
+
+def test_a_datafile_satisfies_one_lookup_as_octues_filterable_does(dataset, proxy):
+    vestas = dataset.files.one(name="vestas-v90.csv")
+    proxy.reset()
+
+    assert vestas.satisfies(tags__height__lt=100)
+    assert vestas.satisfies(labels__contains="onshore")
+    assert vestas.satisfies(extension="csv")
+    assert not vestas.satisfies(tags__manufacturer__starts_with="E")
+    assert not vestas.satisfies(raise_error_if_filter_is_invalid=False, tags__rating__gt=2)
+    with pytest.raises(AttributeError):
+        vestas.satisfies(tags__rating__gt=2)
+    with pytest.raises(ValueError, match="exactly one"):
+        vestas.satisfies(name="a", extension="b")
+    kept = [datafile for datafile in dataset.files if datafile.satisfies(False, tags__height__gte=100)]
+    assert names(kept) == names(dataset.files.filter(tags__height__gte=100))
+    assert proxy.kinds() == []

@@ -2,17 +2,16 @@
 
 Each runs as its own Python process against the real server (named by STORAGE_EMULATOR_HOST, as
 it would be for the Octue SDK), in a fresh directory, with the documentation's `my-bucket` replaced
-by the test's bucket. The snippets come from `docs/core_concepts/data_containers/datafiles.md` and
-`downloading_datafiles.md` (0.69.1); the last ones use `octue.resources.label`, `.tag` and
-`octue.exceptions` as Octue code does.
+by the test's bucket. The snippets come from `docs/core_concepts/data_containers/datafiles.md`,
+`downloading_datafiles.md` and `datasets.md` (0.69.1); others use `octue.resources.label`, `.tag` and
+`octue.exceptions` as Octue code does. Where a snippet could not run as printed (a missing bracket,
+a program not installed) the change is said where it is made.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.datafile_objects import CSV, put_golden_csv
-
-REPOSITORY = Path(__file__).parents[2]
+from octuefs import Dataset
+from tests.integration.datafile_objects import CSV, put, put_golden_csv
+from tests.support.programs import REPOSITORY, run_program
 
 
 def run(program: str, bucket: Any, proxy: Any, cwd: Path, **env: str) -> dict[str, Any]:
@@ -30,17 +29,8 @@ def run(program: str, bucket: Any, proxy: Any, cwd: Path, **env: str) -> dict[st
     source = textwrap.dedent(program).replace("my-bucket", bucket.name)
     imports = re.findall(r"^\s*(?:from|import) (\S+)", source, flags=re.MULTILINE)
     assert not [name for name in imports if name.split(".")[0] == "octue"], "only octuefs is imported"
-    environment = {
-        **os.environ,
-        "STORAGE_EMULATOR_HOST": proxy.url,
-        "PYTHONPATH": str(REPOSITORY),
-        **env,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", source], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    environment = {"STORAGE_EMULATOR_HOST": proxy.url, "PYTHONPATH": str(REPOSITORY), **env}
+    return run_program(sys.executable, source, cwd, environment) or {}
 
 
 def octue_fields(blob: Any) -> dict[str, Any]:
@@ -273,11 +263,177 @@ def test_a_datafile_sent_as_serialised_json_and_read_through_a_signed_url(bucket
     assert result["tags"]["manufacturer"] == "Vestas"
 
 
-@pytest.mark.parametrize("module", ["octuefs.resources", "octuefs.exceptions"])
+def test_examples_a_and_b_and_a_program_given_the_local_path(bucket, proxy, tmp_path):
+    put_golden_csv(bucket, "path/to/data.csv")
+
+    result = run(
+        """
+        import json
+        import subprocess
+        from datetime import datetime
+        from octuefs.resources import Datafile
+
+
+        def metadata_calculating_function(data):
+            return {"timestamp": datetime(2024, 1, 2), "tags": {"rows": data.count("\\n")}, "labels": {"counted"}}
+
+
+        datafile = Datafile("gs://my-bucket/path/to/data.csv")
+
+        with datafile.open() as f:
+            data = f.read()
+            new_metadata = metadata_calculating_function(data)
+
+            datafile.timestamp = new_metadata["timestamp"]
+            datafile.tags = new_metadata["tags"]
+            datafile.labels = new_metadata["labels"]
+
+        # The docs run `openfast`, which is not installed here: `cat` stands for it.
+        output = subprocess.check_output(["cat", datafile.local_path])
+
+        datafile = Datafile("gs://my-bucket/path/to/data.csv")
+        after_a = [str(datafile.timestamp), dict(datafile.tags), sorted(datafile.labels)]
+
+        datafile.timestamp = datetime.now()
+        datafile.tags = {"manufacturer": "Vestas", "output": "1MW"}
+        datafile.labels = {"new"}
+
+        datafile.upload(update_metadata=True)  # Or, datafile.update_metadata()
+        print(json.dumps({"output": output.decode(), "after_a": after_a}))
+        """,
+        bucket,
+        proxy,
+        tmp_path,
+    )
+
+    assert result["output"] == CSV.decode()
+    assert result["after_a"] == ["2024-01-02 00:00:00", {"rows": CSV.decode().count("\n")}, ["counted"]]
+    fields = octue_fields(bucket.get_blob("path/to/data.csv"))
+    assert fields["tags"] == {"manufacturer": "Vestas", "output": "1MW"}
+    assert fields["labels"] == {"_type": "set", "items": ["new"]}
+    assert bucket.get_blob("path/to/data.csv").download_as_bytes() == CSV
+
+
+def test_datasets_local_and_cloud_upload_download_metadata_hashes_and_locality(bucket, proxy, tmp_path):
+    for name in ("a.csv", "deeper/b.csv"):
+        put(bucket, f"path/to/dataset/{name}", CSV, "text/csv")
+        (tmp_path / "path/to/dataset" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "path/to/dataset" / name).write_bytes(CSV)
+    Dataset(
+        f"gs://{bucket.name}/path/to/dataset",
+        name="my-dataset",
+        labels={"processed"},
+        tags={"organisation": "octue", "energy": "renewable"},
+    ).update_metadata()
+
+    result = run(
+        """
+        import json
+        from octuefs.resources import Dataset
+
+        # Local dataset
+        dataset = Dataset(path="path/to/dataset")
+        local = [len(dataset.files), dataset.exists_locally, dataset.exists_in_cloud, dataset.hash_value]
+
+        # Dataset in cloud bucket
+        dataset = Dataset(path="gs://my-bucket/path/to/dataset")
+
+        dataset.upload("gs://my-bucket/path/to/upload")
+        dataset.download("path/to/download")
+
+        read = [dataset.name, sorted(dataset.labels), dict(dataset.tags)]
+
+        with dataset:
+            dataset.labels.add("updated")  # the docs write `datafile.labels` here, a slip: no datafile is named
+
+        dataset.labels.add("updated-again")
+        dataset.update_metadata()
+
+        print(json.dumps({
+            "local": local,
+            "read": read,
+            "hashes": [dataset.hash_value, dataset.metadata_hash_value],
+            "id": dataset.id,
+            "locality": [dataset.exists_locally, dataset.exists_in_cloud],
+        }))
+        """,
+        bucket,
+        proxy,
+        tmp_path,
+    )
+
+    assert result["local"] == [2, True, False, result["hashes"][0]]
+    assert result["read"] == ["my-dataset", ["processed"], {"organisation": "octue", "energy": "renewable"}]
+    assert result["locality"] == [False, True]
+    for name in ("a.csv", "deeper/b.csv"):
+        assert bucket.get_blob(f"path/to/upload/{name}").download_as_bytes() == CSV
+        assert (tmp_path / "path/to/download" / name).read_bytes() == CSV
+    stored = json.loads(bucket.get_blob("path/to/upload/.octue").download_as_text())["dataset"]
+    assert stored["labels"] == ["processed", "updated", "updated-again"]
+    assert stored["id"] == result["id"]
+    assert Dataset(f"gs://{bucket.name}/path/to/upload").metadata_hash_value == result["hashes"][1]
+
+
+def test_filtering_and_ordering_a_dataset(proxy, bucket, tmp_path):
+    result = run(
+        """
+        import json
+        from octuefs.resources import Datafile, Dataset
+
+        def names(files):
+            return sorted(datafile.name for datafile in files)
+
+        # Make a dataset (the docs' example lacks a "]" after "all"; "b" "all" is theirs: one label, "ball").
+        dataset = Dataset(
+            path="blah",
+            files=[
+                Datafile(path="my_file.csv", labels=["one", "a", "b" "all"]),
+                Datafile(path="your_file.txt", labels=["two", "a", "b", "all"]),
+                Datafile(path="another_file.csv", labels=["three", "all"]),
+            ]
+        )
+
+        iterated = []
+        for datafile in dataset.files.filter(labels__contains="a"):
+            iterated.append(datafile.name)
+
+        print(json.dumps({
+            "starts_with": names(dataset.files.filter(name__starts_with="my")),
+            "extension": names(dataset.files.filter(extension="csv")),
+            "contains": names(dataset.files.filter(labels__contains="a")),
+            "iterated": sorted(iterated),
+            "one": dataset.files.filter(name__starts_with="my").one().name,
+            "chained": names(dataset.files.filter(extension="csv").filter(labels__contains="a")),
+            "at_once": names(dataset.files.filter(extension="csv", labels__contains="a")),
+            "ordered": [datafile.name for datafile in dataset.files.order_by("name")],
+            "reversed": [datafile.name for datafile in dataset.files.order_by("name", reverse=True)],
+            "repr": repr(dataset.files.filter(name__starts_with="my")),
+        }))
+        """,
+        bucket,
+        proxy,
+        tmp_path,
+    )
+
+    assert result["starts_with"] == ["my_file.csv"]
+    assert result["extension"] == ["another_file.csv", "my_file.csv"]
+    assert result["contains"] == result["iterated"] == ["my_file.csv", "your_file.txt"]
+    assert result["one"] == "my_file.csv"
+    assert result["chained"] == result["at_once"] == ["my_file.csv"]
+    assert result["ordered"] == ["another_file.csv", "my_file.csv", "your_file.txt"]
+    assert result["reversed"] == result["ordered"][::-1]
+    # The docs print `<FilterSet({...})>`; Octue 0.69.1 itself prints a set's repr, as octuefs does.
+    assert result["repr"] == "FilterSet({<Datafile('my_file.csv')>})"
+
+
+@pytest.mark.parametrize("module", ["octuefs.resources", "octuefs.resources.filter_containers", "octuefs.exceptions"])
 def test_the_modules_octue_code_imports_exist(module):
     names = {
-        "octuefs.resources": ["Datafile", "Dataset", "Label", "LabelSet", "TagDict"],
+        "octuefs.resources": ["Datafile", "Dataset", "Label", "LabelSet", "Tag", "TagDict"],
+        "octuefs.resources.filter_containers": ["FilterDict", "FilterList", "FilterSet"],
         "octuefs.exceptions": [
+            "BrokenSequenceException",
+            "UnexpectedNumberOfResultsException",
             "CloudLocationNotSpecified",
             "FileNotFoundException",
             "InvalidInputException",

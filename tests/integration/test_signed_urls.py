@@ -26,7 +26,6 @@ from octuefs.exceptions import (
     ReadOnlyResource,
     SigningUnavailable,
 )
-from tests.integration.conftest import SERVICE_ACCOUNT
 from tests.integration.datafile_objects import (
     CSV,
     CSV_NAME,
@@ -38,6 +37,7 @@ from tests.integration.datafile_objects import (
     gs,
     put_golden_csv,
 )
+from tests.support.signing import SERVICE_ACCOUNT
 
 
 @pytest.fixture

@@ -264,8 +264,12 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             for key, value in headers:
                 self.send_header(key, value)
-            if self.command != "HEAD":
-                self.send_header("Content-Length", str(len(data) if declared is None else declared))
+            if self.command == "HEAD":
+                # No body, not even an injected fault's: its bytes would be read as the next reply on the
+                # same keep-alive connection.
+                self.end_headers()
+                return
+            self.send_header("Content-Length", str(len(data) if declared is None else declared))
             self.end_headers()
             self.wfile.write(data)
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from octuefs.datafile import Datafile
 from octuefs.errors import MalformedMetadataWarning
 from octuefs.metadata import codec
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.tags import TagDict
+from octuefs.storage.gcs import ObjectStat
 
 SOURCE = "gs://bucket/tables/readings.csv"
 ID = "11111111-1111-4111-8111-111111111111"
@@ -254,3 +259,39 @@ def test_is_octue_key_accepts_both_spellings_only() -> None:
 def test_foreign_metadata_keeps_only_non_octue_keys() -> None:
     custom = {"octue__tags": "{}", "labels": "a", "owner": "me", "gone": None}
     assert codec.foreign_metadata(custom) == {"owner": "me", "gone": None}
+
+
+# Anything another writer may have stored: JSON of any shape, Octue's tagged forms with any contents, raw text.
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_tagged_kinds = st.sampled_from(["set", "datetime", "other"])
+_stored_json = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=6), children, max_size=3)
+        | st.fixed_dictionaries({"_type": _tagged_kinds}, optional={"items": children, "value": children})
+    ),
+    max_leaves=8,
+)
+_stored_text = _stored_json.map(json.dumps) | st.text(max_size=20)
+_field_names = st.sampled_from([*codec.FIELDS, *(codec.cloud_key(field) for field in codec.FIELDS), "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(custom=st.dictionaries(_field_names, _stored_text, max_size=6))
+def test_no_stored_cloud_metadata_makes_an_object_unreadable(custom: dict[str, str]) -> None:
+    """What the mount and a dataset listing rely on to show every object: reading never raises."""
+    stat = ObjectStat("bucket", "tables/readings.csv", 3, 7, 1, None, None, None, custom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MalformedMetadataWarning)
+        datafile = Datafile.from_object_stat(stat)
+    assert isinstance(datafile.tags, TagDict) and isinstance(datafile.labels, LabelSet)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entry=st.dictionaries(_field_names, _stored_json, max_size=6) | _stored_json)
+def test_no_stored_local_entry_fails_to_decode(entry: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MalformedMetadataWarning)
+        decoded = codec.decode_local(entry, SOURCE)
+    assert set(decoded) <= {"id", "timestamp", "tags", "labels"}

@@ -9,6 +9,7 @@ import pytest
 
 from octuefs import errors
 from octuefs.exceptions import (
+    BrokenSequenceException,
     CloudLocationNotSpecified,
     FileNotFoundException,
     InvalidInputException,
@@ -17,8 +18,10 @@ from octuefs.exceptions import (
     InvalidTimestampException,
     OctueSDKException,
     ReadOnlyResource,
+    UnexpectedNumberOfResultsException,
 )
-from octuefs.resources import Label, LabelSet, TagDict
+from octuefs.resources import Label, LabelSet, Tag, TagDict, filter_containers
+from octuefs.resources.filter_containers import FilterDict, FilterList, FilterSet
 from octuefs.resources.label import LABEL_PATTERN
 from octuefs.resources.tag import TAG_NAME_PATTERN
 
@@ -111,3 +114,34 @@ def test_octuefs_errors_are_caught_by_octues_names(raised, caught_as):
 def test_the_exceptions_module_names_the_same_classes():
     assert InvalidTimestampException is errors.InvalidTimestampException
     assert OctueSDKException is errors.OctuefsError
+
+
+def test_a_tag_is_a_validated_tag_name():
+    tag = Tag("wind_speed")
+
+    assert tag == "wind_speed" and isinstance(tag, str)
+    assert TagDict({tag: 3}) == {"wind_speed": 3}
+    assert json.dumps({tag: 1}) == '{"wind_speed": 1}'
+
+
+@pytest.mark.parametrize("name", ["Wind_speed", "_x", "x_", "a-b", " x", "", "é", 3, None])
+def test_an_invalid_tag_name_is_octues_tag_exception_as_a_tag_dict_key_would_be(name):
+    with pytest.raises(InvalidTagException):
+        Tag(name)
+    with pytest.raises(InvalidTagException):
+        TagDict({name: 1})
+
+
+def test_octues_filter_container_module_and_lookup_exceptions():
+    turbines = FilterList([{"height": 135}, {"height": 80}])
+
+    assert filter_containers.FilterSet is FilterSet
+    assert turbines.order_by("height") == [{"height": 80}, {"height": 135}]
+    assert turbines.one(height__gt=100) == {"height": 135}
+    assert FilterDict({"a": {"height": 1}, "b": {"height": 3}}).one(height__gt=2) == ("b", {"height": 3})
+    with pytest.raises(UnexpectedNumberOfResultsException):
+        turbines.one(height__gt=1)
+    with pytest.raises(BrokenSequenceException):
+        turbines.order_by("height", check_start_value=135)
+    with pytest.raises(BrokenSequenceException):
+        FilterList([{"height": 1}, {"height": 3}]).order_by("height", check_constant_increment=1)
