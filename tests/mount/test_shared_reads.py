@@ -3,8 +3,8 @@ from the server exactly once however many handles want it (their reads and their
 fetch in flight), the bytes are right, and a shared fetch that fails fails every program waiting for
 it with EIO while leaving nothing behind that would fail the next read.
 
-The readers are `cat` processes started together; the proxy delays every media reply in the delayed
-variant so that all of them are certainly waiting on fetches in flight, not on finished chunks.
+The readers are processes started together; the proxy delays media replies so that all of them are
+certainly waiting on fetches in flight, not on finished chunks (and also runs without delay).
 """
 
 from __future__ import annotations
@@ -30,18 +30,19 @@ SIZE = 20 * MiB + 12345  # the last chunk is partial
 RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 
-def cat_at_once(path: Path, count: int, out_dir: Path) -> list[tuple[int, bytes, bytes]]:
-    """Start `count` cats of `path` together; their exit codes, stdouts and stderrs once all are done."""
+def run_at_once(command: list[str | Path], count: int, out_dir: Path) -> list[tuple[int, bytes, bytes]]:
+    """Start `count` processes of `command` together; their exit codes, stdouts and stderrs once all
+    are done."""
     processes = []
     try:
         for number in range(count):
-            output = (out_dir / f"cat-{number}.out").open("wb")
-            processes.append((subprocess.Popen(["cat", path], stdout=output, stderr=subprocess.PIPE), output))
+            output = (out_dir / f"reader-{number}.out").open("wb")
+            processes.append((subprocess.Popen(command, stdout=output, stderr=subprocess.PIPE), output))
         results = []
         for number, (process, output) in enumerate(processes):
             _, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
             output.close()
-            results.append((process.returncode, (out_dir / f"cat-{number}.out").read_bytes(), stderr))
+            results.append((process.returncode, (out_dir / f"reader-{number}.out").read_bytes(), stderr))
         return results
     finally:
         for process, output in processes:
@@ -74,7 +75,7 @@ def test_concurrent_cats_of_one_object_fetch_each_chunk_once(mount, bucket, prox
     if delay:
         proxy.add(Fault("delay", "GET", MEDIA, remaining=None, lasting=COMMAND_TIMEOUT, seconds=delay))
 
-    results = cat_at_once(mounted / "shared.bin", READERS, tmp_path)
+    results = run_at_once(["cat", mounted / "shared.bin"], READERS, tmp_path)
 
     for code, data, stderr in results:
         assert code == 0, stderr
@@ -83,7 +84,7 @@ def test_concurrent_cats_of_one_object_fetch_each_chunk_once(mount, bucket, prox
     fetches = chunk_fetches(proxy, SIZE)
     assert sorted(fetches) == list(range(chunks)), sorted(fetches)
     repeated = {index: count for index, count in fetches.items() if count != 1}
-    assert not repeated, f"{sum(fetches.values())} chunk fetches for {chunks} chunks; fetched more than once: {repeated}"
+    assert not repeated, f"{sum(fetches.values())} fetches for {chunks} chunks; more than once: {repeated}"
 
 
 def test_a_failed_shared_fetch_fails_every_reader_with_eio_and_the_next_read_fetches_afresh(
@@ -94,15 +95,18 @@ def test_a_failed_shared_fetch_fails_every_reader_with_eio_and_the_next_read_fet
     mounted = mount()
     mounted.sh("stat", mounted / "flaky.bin")
     proxy.reset()
-    # Until the readers are done (cleared below): every fetch gives up at the mount's retry deadline,
-    # including those the kernel holds back until earlier reads are answered.
-    proxy.add(Fault("status", "GET", MEDIA, remaining=None, lasting=COMMAND_TIMEOUT, status=503))
+    # Refused (a 403 is not retried), and late enough that every reader asks while the fetch is in flight.
+    proxy.add(Fault("status", "GET", MEDIA, remaining=None, lasting=COMMAND_TIMEOUT, status=403, seconds=2.0))
+    # Direct I/O: each reader's read reaches the daemon itself instead of waiting in the kernel for the
+    # page another reader's read is filling (and then asking again once that one failed).
+    read_first_chunk = ["dd", f"if={mounted / 'flaky.bin'}", "of=/dev/null", "bs=1M", "count=1", "iflag=direct"]
 
-    results = cat_at_once(mounted / "flaky.bin", READERS, tmp_path)
+    results = run_at_once(read_first_chunk, READERS, tmp_path)
 
     for code, _, stderr in results:
         assert code != 0
         assert b"Input/output error" in stderr, stderr
+    assert proxy.count("media") == 1, [request.range for request in proxy.requests]
     assert alive(mounted.pid)
     proxy.reset()
 
