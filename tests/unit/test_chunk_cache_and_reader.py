@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from octuefs.cache import ChunkCache, ChunkKey
+from octuefs.cache import STALE_TEMP_SECONDS, ChunkCache, ChunkKey
+from octuefs.errors import StorageError
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes
 
@@ -131,3 +135,128 @@ def test_a_fully_cached_object_that_fails_its_crc32c_is_dropped(tmp_path: Path) 
         time.sleep(0.01)
     assert cache.cached_indices(reader.key) == frozenset()
     assert list((tmp_path / "chunks").glob("*/*")) == []
+
+
+class FailingStorage(FakeStorage):
+    """Refuses every read after `delay`, until `healed`."""
+
+    def __init__(self, content: bytes, delay: float) -> None:
+        super().__init__(content, delay=delay)
+        self.healed = False
+
+    def read_range(self, stat: ObjectStat, start: int, end: int) -> bytes:
+        data = super().read_range(stat, start, end)
+        if not self.healed:
+            raise StorageError(f"{stat.location}: refused")
+        return data
+
+
+def at_once(functions: list[Callable[[], bytes]], seconds: float = 10) -> list[bytes | BaseException]:
+    """Call each function in a thread of its own, all at once; the results or exceptions of those that
+    returned within `seconds`."""
+    outcomes: list[bytes | BaseException] = []
+
+    def target(function: Callable[[], bytes]) -> None:
+        try:
+            outcomes.append(function())
+        except BaseException as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=target, args=(function,), daemon=True) for function in functions]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return list(outcomes)
+
+
+def test_readers_of_one_object_on_one_cache_share_fetches_and_readahead(tmp_path: Path) -> None:
+    content = bytes(range(256)) * 32  # 8 chunks
+    storage = FakeStorage(content, delay=0.2)
+    cache = ChunkCache(tmp_path, 100 * CHUNK)
+    readers = [ObjectReader(stat_of(content), cache, storage, CHUNK) for _ in range(4)]  # type: ignore[arg-type]
+
+    def read_all(reader: ObjectReader) -> bytes:
+        reader.fetch_span(0, 8)  # readahead: a no-op for chunks in flight
+        return reader.read(0, len(content))
+
+    outcomes = at_once([partial(read_all, reader) for reader in readers])
+
+    assert outcomes == [content] * 4
+    assert sorted(storage.ranges) == [(0, 8 * CHUNK)]
+
+
+def test_a_failed_shared_fetch_fails_every_waiter_and_is_not_remembered(tmp_path: Path) -> None:
+    content = b"f" * CHUNK
+    storage = FailingStorage(content, delay=0.2)
+    cache = ChunkCache(tmp_path, 100 * CHUNK)
+
+    reader = partial(ObjectReader, stat_of(content), cache, storage, CHUNK)
+
+    outcomes = at_once([lambda: reader().chunk(0)] * 5)
+
+    assert len(outcomes) == 5 and all(isinstance(outcome, StorageError) for outcome in outcomes), outcomes
+    assert storage.ranges == [(0, CHUNK)]
+    storage.healed = True
+    assert reader().chunk(0) == content
+    assert storage.ranges == [(0, CHUNK), (0, CHUNK)]
+
+
+def test_the_cache_lock_is_not_held_while_evicted_or_dropped_chunks_are_deleted(tmp_path: Path, monkeypatch) -> None:
+    cache = ChunkCache(tmp_path, 3 * (CHUNK + 4))
+    key = ChunkKey("bucket", "a", 1, CHUNK)
+    for index in range(3):
+        cache.put(key, index, bytes([index]) * CHUNK)
+    deleting, finish = threading.Event(), threading.Event()
+    real_unlink = Path.unlink
+
+    def slow_unlink(path: Path, missing_ok: bool = False) -> None:
+        deleting.set()
+        finish.wait(10)
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", slow_unlink)
+    for evict in (lambda: cache.put(key, 3, b"\3" * CHUNK), lambda: cache.drop(key)):
+        deleting.clear()
+        finish.clear()
+        evicting = threading.Thread(target=evict)
+        evicting.start()
+        assert deleting.wait(10)
+
+        # What the FUSE loop does on a read, and a reader on a miss, while a file is being deleted.
+        served = at_once([lambda: cache.get_from_memory(key, 2) or bytes(cache.contains(key, 9))], seconds=2)
+        assert served, "the cache lock was held while a file was deleted"
+        finish.set()
+        evicting.join(10)
+        assert not evicting.is_alive()
+    assert cache.cached_indices(key) == frozenset()
+
+
+def test_a_chunk_another_process_stored_is_not_written_again(tmp_path: Path) -> None:
+    key = ChunkKey("bucket", "a", 1, CHUNK)
+    ours, theirs = ChunkCache(tmp_path, 10 * CHUNK), ChunkCache(tmp_path, 10 * CHUNK)
+    theirs.put(key, 0, b"s" * CHUNK)
+    (chunk_file,) = (tmp_path / "chunks").glob("*/*")
+    stored = chunk_file.stat()
+
+    ours.put(key, 0, b"s" * CHUNK)
+
+    again = chunk_file.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (stored.st_ino, stored.st_mtime_ns)
+    assert ours.cached_indices(key) == frozenset([0]) and ours.size_bytes == CHUNK + 4
+    assert ChunkCache(tmp_path, 10 * CHUNK, memory_bytes=0).get(key, 0) == b"s" * CHUNK
+
+
+def test_a_new_cache_leaves_young_temp_files_of_other_processes_alone(tmp_path: Path) -> None:
+    ChunkCache(tmp_path, 10 * CHUNK).put(ChunkKey("bucket", "a", 1, CHUNK), 0, b"t")
+    (shard,) = (tmp_path / "chunks").iterdir()
+    young, stale = shard / "being-written.tmp", shard / "left-by-a-crash.tmp"
+    young.write_bytes(b"half")
+    stale.write_bytes(b"half")
+    long_ago = time.time() - 2 * STALE_TEMP_SECONDS
+    os.utime(stale, (long_ago, long_ago))
+
+    ChunkCache(tmp_path, 10 * CHUNK)
+
+    assert young.exists() and not stale.exists()
