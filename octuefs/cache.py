@@ -14,10 +14,12 @@ checksummed eight times over.
 The cache also knows which chunks are being fetched (`claim`), so every reader of one cache, whatever
 its handle, shares one fetch of a chunk: the first claims it and fetches, the others wait for it.
 
-Its lock guards only the tables in memory, never a disk or network operation: the FUSE loop takes it
-to serve reads from memory, so a file to delete (an evicted or dropped chunk) is chosen under the lock
-and deleted after it is released, by the thread that caused the deletion. A chunk written again
-between the two is merely missing from disk afterwards (fetched again when read, never wrong).
+Its lock guards only the tables in memory, never a disk or network operation, and nothing else is
+locked or waited for while it is held (a leaf in any lock order). The FUSE loop takes it to serve
+reads from memory, so a file to delete (an evicted or dropped chunk) is chosen under the lock and
+deleted after it is released, by the worker thread that caused the deletion; waiters for a fetch are
+woken after it is released too. A chunk stored again between the choice and the deletion is then
+indexed but gone from disk: its next read misses and fetches it again, never reads wrong bytes.
 
 Processes sharing one cache directory (library readers) do not share fetches in flight, only chunks
 on disk: a chunk another process stored is found on disk and not written again, and a chunk two
