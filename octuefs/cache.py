@@ -36,7 +36,7 @@ import os
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,12 +83,6 @@ def _crc(data: bytes) -> bytes:
     return google_crc32c.Checksum(data).digest()
 
 
-def _delete(paths: list[Path]) -> None:
-    """Delete chunk files; never called with the cache's lock held (see the module docstring)."""
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class Claim:
     """What a reader asking for some chunks must do: fetch `owned` (futures it settles) and wait for
@@ -115,6 +109,8 @@ class ChunkCache:
         self._made_directories: set[Path] = set()
         self._per_object: dict[str, set[int]] = {}
         self._in_flight: dict[str, Future[bytes]] = {}
+        # Chunks forgotten whose files are being deleted: a read of one meanwhile is a miss.
+        self._deleting: Counter[str] = Counter()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -137,7 +133,7 @@ class ChunkCache:
                     path.unlink(missing_ok=True)
         for _, name, size in sorted(found):
             self._remember(name, size)
-        _delete(self._victims())
+        self._delete(self._victims())
 
     def _remember(self, file_name: str, size: int) -> None:
         digest, _, index = file_name.partition(".")
@@ -209,6 +205,7 @@ class ChunkCache:
             return data
         file_name = self._file_name(key, index)
         path = self._path(file_name)
+        epoch = self._epochs.get(key.digest, 0)
         try:
             stored = path.read_bytes()
         except FileNotFoundError:
@@ -225,6 +222,10 @@ class ChunkCache:
                 self.misses += 1
             return None
         with self._lock:
+            if self._epochs.get(key.digest, 0) != epoch or self._deleting[file_name]:
+                # Dropped (its bytes failed the object's checksum) or evicted while this read it.
+                self.misses += 1
+                return None
             self.hits += 1
             if file_name in self._lru:
                 self._lru.move_to_end(file_name)
@@ -321,7 +322,7 @@ class ChunkCache:
             self._write_atomically(path, data)
         with self._lock:
             if epoch is not None and self._epochs.get(key.digest, 0) != epoch:
-                victims = [path]
+                victims = self._doom([file_name])
             else:
                 if file_name in self._lru:
                     self._bytes -= self._lru[file_name]
@@ -331,7 +332,7 @@ class ChunkCache:
                 else:
                     self._remember(file_name, len(data) + TRAILER_BYTES)
                 victims = self._victims(keep=file_name)
-        _delete(victims)
+        self._delete(victims)
 
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:
@@ -350,17 +351,30 @@ class ChunkCache:
         """Remove every chunk of an object generation (e.g. when its full checksum did not match)."""
         with self._lock:
             self._epochs[key.digest] = self._epochs.get(key.digest, 0) + 1
-            victims = []
-            for index in list(self._per_object.get(key.digest, ())):
-                file_name = self._file_name(key, index)
-                self._forget(file_name)
-                victims.append(self._path(file_name))
-        _delete(victims)
+            victims = self._doom([self._file_name(key, index) for index in self._per_object.get(key.digest, ())])
+        self._delete(victims)
 
-    def _victims(self, keep: str | None = None) -> list[Path]:
-        """Forget the least recently used chunks past the size bound (call with the lock held) and
-        return their files, for the caller to delete once it has released the lock."""
-        victims = []
+    def _doom(self, file_names: list[str]) -> list[str]:
+        """Forget chunks whose files are to be deleted (call with the lock held), for the caller to
+        `_delete` once it has released the lock."""
+        for file_name in file_names:
+            self._forget(file_name)
+        self._deleting.update(file_names)
+        return file_names
+
+    def _delete(self, file_names: list[str]) -> None:
+        """Delete the files of doomed chunks; never with the lock held (see the module docstring)."""
+        if not file_names:
+            return
+        for file_name in file_names:
+            self._path(file_name).unlink(missing_ok=True)
+        with self._lock:
+            self._deleting.subtract(file_names)
+            self._deleting = +self._deleting  # drops the counts back at zero
+
+    def _victims(self, keep: str | None = None) -> list[str]:
+        """Doom the least recently used chunks past the size bound (call with the lock held)."""
+        victims: list[str] = []
         while self._bytes > self.max_bytes and self._lru:
             file_name = next(iter(self._lru))
             if file_name == keep:
@@ -368,6 +382,5 @@ class ChunkCache:
                     break
                 self._lru.move_to_end(file_name)
                 continue
-            self._forget(file_name)
-            victims.append(self._path(file_name))
+            victims.extend(self._doom([file_name]))
         return victims

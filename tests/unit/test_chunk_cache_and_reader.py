@@ -204,6 +204,7 @@ def test_a_failed_shared_fetch_fails_every_waiter_and_is_not_remembered(tmp_path
 
 
 def test_the_cache_lock_is_not_held_while_evicted_or_dropped_chunks_are_deleted(tmp_path: Path, monkeypatch) -> None:
+    """And a chunk read from disk meanwhile is a miss, not taken back into the cache."""
     cache = ChunkCache(tmp_path, 3 * (CHUNK + 4))
     key = ChunkKey("bucket", "a", 1, CHUNK)
     for index in range(3):
@@ -217,7 +218,8 @@ def test_the_cache_lock_is_not_held_while_evicted_or_dropped_chunks_are_deleted(
         real_unlink(path, missing_ok=missing_ok)
 
     monkeypatch.setattr(Path, "unlink", slow_unlink)
-    for evict in (lambda: cache.put(key, 3, b"\3" * CHUNK), lambda: cache.drop(key)):
+    evictions = [(lambda: cache.put(key, 3, b"\3" * CHUNK), [0]), (lambda: cache.drop(key), [1, 2, 3])]
+    for evict, doomed in evictions:
         deleting.clear()
         finish.clear()
         evicting = threading.Thread(target=evict)
@@ -227,6 +229,7 @@ def test_the_cache_lock_is_not_held_while_evicted_or_dropped_chunks_are_deleted(
         # What the FUSE loop does on a read, and a reader on a miss, while a file is being deleted.
         served = at_once([lambda: cache.get_from_memory(key, 2) or bytes(cache.contains(key, 9))], seconds=2)
         assert served, "the cache lock was held while a file was deleted"
+        assert [cache.get(key, index) for index in doomed] == [None] * len(doomed)
         finish.set()
         evicting.join(10)
         assert not evicting.is_alive()
@@ -260,3 +263,32 @@ def test_a_new_cache_leaves_young_temp_files_of_other_processes_alone(tmp_path: 
     ChunkCache(tmp_path, 10 * CHUNK)
 
     assert young.exists() and not stale.exists()
+
+
+def test_a_chunk_read_from_disk_while_its_object_is_dropped_is_neither_served_nor_kept(
+    tmp_path: Path, monkeypatch
+) -> None:
+    cache = ChunkCache(tmp_path, 10 * CHUNK, memory_bytes=CHUNK)
+    key = ChunkKey("bucket", "a", 1, CHUNK)
+    cache.put(key, 0, b"bad" * 100)
+    cache.put(key, 1, b"x" * CHUNK)  # pushes chunk 0 out of memory: it is read from disk
+    reading, dropped = threading.Event(), threading.Event()
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes_then_wait(path: Path) -> bytes:
+        data = real_read_bytes(path)
+        reading.set()
+        dropped.wait(10)
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes_then_wait)
+    found: list[bytes | None] = []
+    reader = threading.Thread(target=lambda: found.append(cache.get(key, 0)))
+    reader.start()
+    assert reading.wait(10)
+    cache.drop(key)
+    dropped.set()
+    reader.join(10)
+
+    assert found == [None]
+    assert cache.cached_indices(key) == frozenset() and cache.get_from_memory(key, 0) is None
