@@ -209,18 +209,12 @@ class ChunkCache:
         try:
             stored = path.read_bytes()
         except FileNotFoundError:
-            with self._lock:
-                self._forget(file_name)
-                self.misses += 1
-            return None
+            return self._missed(file_name)
         data, trailer = stored[:-TRAILER_BYTES], stored[-TRAILER_BYTES:]
         if len(stored) < TRAILER_BYTES or _crc(data) != trailer:
             logger.warning("cache chunk %s of gs://%s/%s is damaged; fetching it again", index, key.bucket, key.name)
             path.unlink(missing_ok=True)
-            with self._lock:
-                self._forget(file_name)
-                self.misses += 1
-            return None
+            return self._missed(file_name)
         with self._lock:
             if self._epochs.get(key.digest, 0) != epoch or self._deleting[file_name]:
                 # Dropped (its bytes failed the object's checksum) or evicted while this read it.
@@ -235,6 +229,18 @@ class ChunkCache:
         with contextlib.suppress(FileNotFoundError):
             os.utime(path)
         return data
+
+    def _missed(self, file_name: str) -> bytes | None:
+        """Forget a chunk not found on disk, unless a fetch delivered it meanwhile (forgetting that
+        would fetch it again)."""
+        with self._lock:
+            data = self._memory.get(file_name)
+            if data is None:
+                self._forget(file_name)
+                self.misses += 1
+            else:
+                self.hits += 1
+            return data
 
     def put(self, key: ChunkKey, index: int, data: bytes) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from octuefs.cache import STALE_TEMP_SECONDS, ChunkCache, ChunkKey
+from octuefs.cache import STALE_TEMP_SECONDS, ChunkCache, ChunkKey, Claim
 from octuefs.errors import StorageError
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes
@@ -292,3 +292,29 @@ def test_a_chunk_read_from_disk_while_its_object_is_dropped_is_neither_served_no
 
     assert found == [None]
     assert cache.cached_indices(key) == frozenset() and cache.get_from_memory(key, 0) is None
+
+
+def test_a_chunk_delivered_while_a_reader_misses_it_on_disk_stays_cached(tmp_path: Path, monkeypatch) -> None:
+    cache = ChunkCache(tmp_path, 10 * CHUNK)
+    key = ChunkKey("bucket", "a", 1, CHUNK)
+    looking, delivered = threading.Event(), threading.Event()
+    real_read_bytes = Path.read_bytes
+
+    def not_there_yet(path: Path) -> bytes:
+        looking.set()
+        delivered.wait(10)
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(Path, "read_bytes", not_there_yet)
+    found: list[bytes | None] = []
+    reader = threading.Thread(target=lambda: found.append(cache.get(key, 0)))
+    reader.start()
+    assert looking.wait(10)
+    (claimed,) = cache.claim(key, [0]).owned.values()
+    cache.deliver(key, 0, b"d" * CHUNK, claimed)
+    delivered.set()
+    reader.join(10)
+    monkeypatch.setattr(Path, "read_bytes", real_read_bytes)
+
+    assert found == [b"d" * CHUNK]
+    assert cache.claim(key, [0]) == Claim({}, {})
