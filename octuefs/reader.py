@@ -2,11 +2,11 @@
 
 The mount and the library share this reader: a FUSE read and an h5py read both fetch only the
 chunks they touch. Concurrent requests for one chunk wait for a single fetch, whichever readers of
-the same cache make them (every handle of a mount, its readahead, and the staging of a rewrite, since
-the cache keeps the table of fetches in flight); a failed fetch fails its waiters and is forgotten, so
-the next request fetches afresh. When the last
-missing chunk of an object arrives, the whole object is checked against its crc32c in the
-background; a mismatch drops the object's chunks so bad bytes are never served again.
+one cache make them (every handle of a mount, its readahead, the staging of a rewrite): the cache
+keeps the table of fetches in flight, so readers need no registry of their own. A failed fetch fails
+its waiters and is forgotten, so the next request fetches afresh. When the last missing chunk of an
+object arrives, the whole object is checked against its crc32c in the background; a mismatch drops
+the object's chunks so bad bytes are never served again.
 """
 
 from __future__ import annotations
