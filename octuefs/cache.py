@@ -10,6 +10,21 @@ leaves a half chunk. The least recently used chunks are evicted past the size bo
 The most recently used chunks are also kept in memory (a small, bounded layer), because the
 kernel reads in 128 KiB pieces and each 1 MiB chunk would otherwise be read from disk and
 checksummed eight times over.
+
+The cache also knows which chunks are being fetched (`claim`), so every reader of one cache, whatever
+its handle, shares one fetch of a chunk: the first claims it and fetches, the others wait for it.
+
+Its lock guards only the tables in memory, never a disk or network operation, and nothing else is
+locked or waited for while it is held (a leaf in any lock order). The FUSE loop takes it to serve
+reads from memory, so a file to delete (an evicted or dropped chunk) is chosen under the lock and
+deleted after it is released, by the worker thread that caused the deletion; waiters for a fetch are
+woken after it is released too. A chunk stored again between the choice and the deletion is then
+indexed but gone from disk: its next read misses and fetches it again, never reads wrong bytes.
+
+Processes sharing one cache directory (library readers) do not share fetches in flight, only chunks
+on disk: a chunk another process stored is found on disk and not written again, and a chunk two
+processes store at once is two atomic renames of identical bytes. Each keeps its own size account,
+so together they may exceed the bound until one of them starts again and counts what is there.
 """
 
 from __future__ import annotations
@@ -20,9 +35,10 @@ import logging
 import os
 import tempfile
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +55,9 @@ PENDING_WRITES = 32
 TRAILER_BYTES = 4
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+# A temp file this old was left by a process that died while writing it; a younger one may be another
+# process's chunk being written right now.
+STALE_TEMP_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,15 @@ def _crc(data: bytes) -> bytes:
     return google_crc32c.Checksum(data).digest()
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a reader asking for some chunks must do: fetch `owned` (futures it settles) and wait for
+    `pending` (fetched by another reader). Chunks in neither were cached meanwhile."""
+
+    owned: dict[int, Future[bytes]]
+    pending: dict[int, Future[bytes]]
+
+
 class ChunkCache:
     """Thread-safe: FUSE worker threads and library readers use it concurrently."""
 
@@ -80,6 +108,9 @@ class ChunkCache:
         self._memory_used = 0
         self._made_directories: set[Path] = set()
         self._per_object: dict[str, set[int]] = {}
+        self._in_flight: dict[str, Future[bytes]] = {}
+        # Chunks forgotten whose files are being deleted: a read of one meanwhile is a miss.
+        self._deleting: Counter[str] = Counter()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -92,16 +123,17 @@ class ChunkCache:
     def _load_existing(self) -> None:
         """Index chunks left by an earlier mount, oldest use first (use time is kept as mtime)."""
         found = []
+        stale_before = time.time() - STALE_TEMP_SECONDS
         for path in self.directory.glob("*/*"):
-            if path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)
-                continue
             with contextlib.suppress(FileNotFoundError):
                 status = path.stat()
-                found.append((status.st_mtime_ns, path.name, status.st_size))
+                if not path.name.endswith(".tmp"):
+                    found.append((status.st_mtime_ns, path.name, status.st_size))
+                elif status.st_mtime < stale_before:
+                    path.unlink(missing_ok=True)
         for _, name, size in sorted(found):
             self._remember(name, size)
-        self._evict()
+        self._delete(self._victims())
 
     def _remember(self, file_name: str, size: int) -> None:
         digest, _, index = file_name.partition(".")
@@ -173,22 +205,21 @@ class ChunkCache:
             return data
         file_name = self._file_name(key, index)
         path = self._path(file_name)
+        epoch = self._epochs.get(key.digest, 0)
         try:
             stored = path.read_bytes()
         except FileNotFoundError:
-            with self._lock:
-                self._forget(file_name)
-                self.misses += 1
-            return None
+            return self._missed(file_name)
         data, trailer = stored[:-TRAILER_BYTES], stored[-TRAILER_BYTES:]
         if len(stored) < TRAILER_BYTES or _crc(data) != trailer:
             logger.warning("cache chunk %s of gs://%s/%s is damaged; fetching it again", index, key.bucket, key.name)
             path.unlink(missing_ok=True)
-            with self._lock:
-                self._forget(file_name)
-                self.misses += 1
-            return None
+            return self._missed(file_name)
         with self._lock:
+            if self._epochs.get(key.digest, 0) != epoch or self._deleting[file_name]:
+                # Dropped (its bytes failed the object's checksum) or evicted while this read it.
+                self.misses += 1
+                return None
             self.hits += 1
             if file_name in self._lru:
                 self._lru.move_to_end(file_name)
@@ -199,15 +230,60 @@ class ChunkCache:
             os.utime(path)
         return data
 
-    def put(self, key: ChunkKey, index: int, data: bytes) -> None:
-        self.put_in_memory(key, index, data)
-        self.persist(key, index, data)
+    def _missed(self, file_name: str) -> bytes | None:
+        """Forget a chunk not found on disk, unless a fetch delivered it meanwhile (forgetting that
+        would fetch it again)."""
+        with self._lock:
+            data = self._memory.get(file_name)
+            if data is None:
+                self._forget(file_name)
+                self.misses += 1
+            else:
+                self.hits += 1
+            return data
 
-    def put_in_memory(self, key: ChunkKey, index: int, data: bytes) -> None:
-        """Make a fetched chunk readable at once; `persist` writes it to disk afterwards, so a reader
-        waiting for it never waits for the disk."""
+    def put(self, key: ChunkKey, index: int, data: bytes) -> None:
         with self._lock:
             self._keep_in_memory(self._file_name(key, index), data)
+        self.persist(key, index, data)
+
+    def claim(self, key: ChunkKey, indices: Iterable[int]) -> Claim:
+        """Which of these chunks the caller must fetch and which it should wait for. Atomic with
+        `deliver`, so a chunk is always cached, in flight, or claimed by exactly one caller."""
+        owned: dict[int, Future[bytes]] = {}
+        pending: dict[int, Future[bytes]] = {}
+        with self._lock:
+            for index in indices:
+                file_name = self._file_name(key, index)
+                if file_name in self._memory or file_name in self._lru:
+                    continue
+                future = self._in_flight.get(file_name)
+                if future is not None:
+                    pending[index] = future
+                else:
+                    owned[index] = self._in_flight[file_name] = Future()
+        return Claim(owned, pending)
+
+    def deliver(self, key: ChunkKey, index: int, data: bytes, claimed: Future[bytes]) -> None:
+        """Make a fetched chunk readable at once and wake those waiting for it; `persist_soon` writes
+        it to disk afterwards, so a reader waiting for it never waits for the disk."""
+        file_name = self._file_name(key, index)
+        with self._lock:
+            self._keep_in_memory(file_name, data)
+            if self._in_flight.get(file_name) is claimed:
+                del self._in_flight[file_name]
+        claimed.set_result(data)
+
+    def abandon(self, key: ChunkKey, claimed: dict[int, Future[bytes]], error: BaseException) -> None:
+        """Fail the claimed fetches not delivered, and forget them: the next reader fetches afresh."""
+        with self._lock:
+            for index, future in claimed.items():
+                file_name = self._file_name(key, index)
+                if self._in_flight.get(file_name) is future:
+                    del self._in_flight[file_name]
+        for future in claimed.values():
+            if not future.done():
+                future.set_exception(error)
 
     def persist_soon(
         self, key: ChunkKey, index: int, data: bytes, where: str, then: Callable[[], None] | None = None
@@ -248,6 +324,24 @@ class ChunkCache:
         if path.parent not in self._made_directories:
             path.parent.mkdir(exist_ok=True)
             self._made_directories.add(path.parent)
+        if not path.exists():  # else another process sharing the directory stored these very bytes
+            self._write_atomically(path, data)
+        with self._lock:
+            if epoch is not None and self._epochs.get(key.digest, 0) != epoch:
+                victims = self._doom([file_name])
+            else:
+                if file_name in self._lru:
+                    self._bytes -= self._lru[file_name]
+                    self._lru[file_name] = len(data) + TRAILER_BYTES
+                    self._bytes += len(data) + TRAILER_BYTES
+                    self._lru.move_to_end(file_name)
+                else:
+                    self._remember(file_name, len(data) + TRAILER_BYTES)
+                victims = self._victims(keep=file_name)
+        self._delete(victims)
+
+    @staticmethod
+    def _write_atomically(path: Path, data: bytes) -> None:
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as file:
@@ -258,36 +352,41 @@ class ChunkCache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        with self._lock:
-            if epoch is not None and self._epochs.get(key.digest, 0) != epoch:
-                path.unlink(missing_ok=True)
-                return
-            if file_name in self._lru:
-                self._bytes -= self._lru[file_name]
-                self._lru[file_name] = len(data) + TRAILER_BYTES
-                self._bytes += len(data) + TRAILER_BYTES
-                self._lru.move_to_end(file_name)
-            else:
-                self._remember(file_name, len(data) + TRAILER_BYTES)
-            self._evict(keep=file_name)
 
     def drop(self, key: ChunkKey) -> None:
         """Remove every chunk of an object generation (e.g. when its full checksum did not match)."""
         with self._lock:
             self._epochs[key.digest] = self._epochs.get(key.digest, 0) + 1
-            indices = list(self._per_object.get(key.digest, ()))
-            for index in indices:
-                file_name = self._file_name(key, index)
-                self._forget(file_name)
-                self._path(file_name).unlink(missing_ok=True)
+            victims = self._doom([self._file_name(key, index) for index in self._per_object.get(key.digest, ())])
+        self._delete(victims)
 
-    def _evict(self, keep: str | None = None) -> None:
+    def _doom(self, file_names: list[str]) -> list[str]:
+        """Forget chunks whose files are to be deleted (call with the lock held), for the caller to
+        `_delete` once it has released the lock."""
+        for file_name in file_names:
+            self._forget(file_name)
+        self._deleting.update(file_names)
+        return file_names
+
+    def _delete(self, file_names: list[str]) -> None:
+        """Delete the files of doomed chunks; never with the lock held (see the module docstring)."""
+        if not file_names:
+            return
+        for file_name in file_names:
+            self._path(file_name).unlink(missing_ok=True)
+        with self._lock:
+            self._deleting.subtract(file_names)
+            self._deleting = +self._deleting  # drops the counts back at zero
+
+    def _victims(self, keep: str | None = None) -> list[str]:
+        """Doom the least recently used chunks past the size bound (call with the lock held)."""
+        victims: list[str] = []
         while self._bytes > self.max_bytes and self._lru:
             file_name = next(iter(self._lru))
             if file_name == keep:
                 if len(self._lru) == 1:
-                    return
+                    break
                 self._lru.move_to_end(file_name)
                 continue
-            self._forget(file_name)
-            self._path(file_name).unlink(missing_ok=True)
+            victims.extend(self._doom([file_name]))
+        return victims

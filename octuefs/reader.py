@@ -1,9 +1,12 @@
 """Ranged reads of one object generation through the chunk cache.
 
 The mount and the library share this reader: a FUSE read and an h5py read both fetch only the
-chunks they touch. Concurrent requests for one chunk wait for a single fetch. When the last
-missing chunk of an object arrives, the whole object is checked against its crc32c in the
-background; a mismatch drops the object's chunks so bad bytes are never served again.
+chunks they touch. Concurrent requests for one chunk wait for a single fetch, whichever readers of
+one cache make them (every handle of a mount, its readahead, the staging of a rewrite): the cache
+keeps the table of fetches in flight, so readers need no registry of their own. A failed fetch fails
+its waiters and is forgotten, so the next request fetches afresh. When the last missing chunk of an
+object arrives, the whole object is checked against its crc32c in the background; a mismatch drops
+the object's chunks so bad bytes are never served again.
 """
 
 from __future__ import annotations
@@ -38,9 +41,6 @@ class ObjectReader:
         self.chunk_size = chunk_size
         self.key = ChunkKey.of(stat, chunk_size)
         self.chunk_count = (stat.size + chunk_size - 1) // chunk_size
-        self._lock = threading.Lock()
-        self._in_flight: dict[int, Future[bytes]] = {}
-        self.bytes_fetched = 0
 
     def chunk_range(self, offset: int, size: int) -> range:
         end = min(offset + size, self.stat.size)
@@ -50,66 +50,44 @@ class ObjectReader:
 
     def chunk(self, index: int) -> bytes:
         """The bytes of one chunk, from the cache or fetched once however many threads ask."""
-        data = self.cache.get(self.key, index)
-        if data is not None:
-            return data
-        with self._lock:
-            future = self._in_flight.get(index)
-            owned = {} if future is not None else self._claim([index])
-        if future is not None:
-            return future.result()
-        self._fetch(owned)
-        return owned[index].result()
+        while True:
+            data = self.cache.get(self.key, index)
+            if data is not None:
+                return data
+            claim = self.cache.claim(self.key, [index])
+            if claim.owned:
+                self._fetch(claim.owned)
+            future = claim.owned.get(index) or claim.pending.get(index)
+            if future is not None:
+                return future.result()
+            # Cached between the miss and the claim: read it from the cache.
 
     def fetch_span(self, first: int, count: int) -> None:
-        """Fetch the missing chunks among [first, first + count) with as few ranged GETs as possible.
+        """Fetch the chunks among [first, first + count) that are neither cached nor in flight, with as
+        few ranged GETs as possible.
 
         Readahead uses this: one large range is much cheaper than many 1 MiB ones for the server and
         for us, while the cache keeps 1 MiB granularity for random readers such as h5py.
         """
-        wanted = [
-            index
-            for index in range(first, min(first + count, self.chunk_count))
-            if not self.cache.contains(self.key, index)
-        ]
-        with self._lock:
-            owned = self._claim([index for index in wanted if index not in self._in_flight])
-        if owned:
-            self._fetch(owned)
-
-    def _claim(self, indices: list[int]) -> dict[int, Future[bytes]]:
-        """Register this thread as the fetcher of `indices` (call with the lock held)."""
-        owned: dict[int, Future[bytes]] = {}
-        for index in indices:
-            owned[index] = self._in_flight[index] = Future()
-        return owned
+        claim = self.cache.claim(self.key, range(first, min(first + count, self.chunk_count)))
+        if claim.owned:
+            self._fetch(claim.owned)
 
     def _fetch(self, owned: dict[int, Future[bytes]]) -> None:
         """Fetch the claimed chunks, one GET per contiguous run, and settle every claimed future."""
         try:
             for run in _contiguous_runs(sorted(owned)):
                 start = run[0] * self.chunk_size
-                data = self.cache.get(self.key, run[0]) if len(run) == 1 else None
-                if data is None:
-                    data = self.storage.read_range(self.stat, start, (run[-1] + 1) * self.chunk_size)
-                    with self._lock:
-                        self.bytes_fetched += len(data)
+                data = self.storage.read_range(self.stat, start, (run[-1] + 1) * self.chunk_size)
                 parts = {index: data[position * self.chunk_size : (position + 1) * self.chunk_size]
                          for position, index in enumerate(run)}  # fmt: skip
                 for index, part in parts.items():
-                    self.cache.put_in_memory(self.key, index, part)
-                    owned[index].set_result(part)
+                    self.cache.deliver(self.key, index, part, owned[index])
                 for index, part in parts.items():
                     self.cache.persist_soon(self.key, index, part, str(self.stat.location), then=self._check_complete)
         except BaseException as error:
-            for future in owned.values():
-                if not future.done():
-                    future.set_exception(error)
+            self.cache.abandon(self.key, owned, error)
             raise
-        finally:
-            with self._lock:
-                for index in owned:
-                    self._in_flight.pop(index, None)
 
     def _check_complete(self) -> None:
         """Once every chunk is on disk, check the whole object against its crc32c, in the background."""

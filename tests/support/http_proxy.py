@@ -67,7 +67,7 @@ class Fault:
     `remaining` of them (None: any number) while `lasting` seconds have not passed since it was added
     (None: no time limit); at least one of the two bounds is required.
 
-    - status: answered with `status` and `body`; the server never sees the request.
+    - status: answered with `status` and `body`, `seconds` late; the server never sees the request.
     - corrupt: the server's answer with its first body byte flipped (same length).
     - delay: the server's answer, `seconds` late.
     - reset: the connection is reset without a reply; before the request reaches the server, or
@@ -187,6 +187,7 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy._take_fault(self.command, self.path)
             kind = fault.kind if fault is not None else None
             if fault is not None and fault.kind == "status":
+                time.sleep(fault.seconds)
                 self._reply(fault.status, [("Content-Type", "application/json")], fault.body, len(body), fault)
                 return
             if fault is not None and fault.kind == "reset" and not fault.after_server:
