@@ -37,7 +37,7 @@ from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_id, parse_timestamp
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import dumps
+from octuefs.metadata.values import decode_primitive, dumps
 from octuefs.reader import RangedFile, library_reader
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import get_storage
@@ -688,7 +688,7 @@ class Datafile:
         flag; text is recognised either way). The metadata sent wins over what is stored; a cloud
         datafile whose object record was sent costs no request. A local copy that is not on this machine
         (the sender's download) is left behind: the datafile is read from the cloud instead."""
-        data = datafile_primitive.decode(serialised)
+        data = decode_primitive(serialised, InvalidInputException, "A serialised datafile")
         stat, origin_is_cloud = datafile_primitive.known_object(data.pop("_cloud_metadata", None))
         fields = {key: data.pop(key, None) for key in ("id", "timestamp", "tags", "labels")}
         path = data.pop("path", None) or data.get("local_path") or data.get("cloud_path")

@@ -30,7 +30,7 @@ from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import dumps, loads, to_jsonable
+from octuefs.metadata.values import decode_primitive, dumps, to_jsonable
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes, get_storage
 from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
@@ -422,11 +422,9 @@ class Dataset:
 
     @classmethod
     def deserialise(cls, serialised_object: str | Mapping[str, Any], from_string: bool = False) -> Dataset:
-        """A dataset from `to_primitive()`'s dict (or `serialise()`'s text with `from_string=True`)."""
-        primitive = loads(serialised_object) if from_string else dict(serialised_object)  # type: ignore[arg-type]
-        if not isinstance(primitive, dict):
-            raise InvalidInputException(f"A serialised Dataset is a JSON object; got {serialised_object!r}.")
-        return cls(**primitive)
+        """A dataset from `serialise()`'s text or `to_primitive()`'s dict, as `Datafile.deserialise` takes them
+        (`from_string` is Octue's flag; text is recognised either way)."""
+        return cls(**decode_primitive(serialised_object, InvalidInputException, "A serialised Dataset"))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Dataset:
