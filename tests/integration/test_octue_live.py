@@ -10,6 +10,7 @@ OCTUEFS_REQUIRE_ALL=1). Select them with `pytest -m octue`.
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,3 +259,35 @@ def test_both_write_the_same_bytes_for_the_same_inputs(bucket, octue, tmp_path):
         octues["datafile_hash"],
         octues["dataset_hash"],
     )
+
+
+def test_a_program_printing_metadata_prints_what_octue_prints(bucket, octue, tmp_path):
+    """Octue's docs show `datafile.tags` printing as a plain dict; scripts and logs compare that text.
+
+    Tags whose repr does not depend on hash order or the local time zone, so the two texts can be compared.
+    """
+    tags = {"manufacturer": "\u00d8rsted", "height": 350, "nested": {"list": [1, "two"]}, "nothing": None}
+    write_local(tmp_path / "north-sea" / "readings.csv", tags=tags).upload(gs(bucket, "north-sea/readings.csv"))
+    Dataset(gs(bucket, "north-sea"), name="north-sea", tags=tags).update_cloud_metadata()
+    program = """
+        datafile = Datafile(INPUTS["datafile"])
+        dataset = Dataset(INPUTS["dataset"])
+        report([repr(datafile.tags), str(datafile.tags), repr(dataset.tags), repr(datafile), repr(dataset)])
+    """
+    inputs = {"datafile": gs(bucket, "north-sea/readings.csv"), "dataset": gs(bucket, "north-sea")}
+
+    printed_by_octue = octue("from octue.resources import Datafile, Dataset\n" + textwrap.dedent(program), inputs)
+    printed_by_octuefs = run_program(
+        sys.executable,
+        "import json, sys\n"
+        "from octuefs.resources import Datafile, Dataset\n"
+        "INPUTS = json.loads(sys.stdin.read())\n"
+        "def report(result):\n"
+        "    print(json.dumps(result))\n" + textwrap.dedent(program),
+        tmp_path,
+        {},
+        inputs,
+    )
+
+    assert printed_by_octuefs == printed_by_octue
+    assert printed_by_octue[0] == repr(tags)
