@@ -157,7 +157,8 @@ def satisfies(item: Any, raise_error_if_filter_is_invalid: bool = True, **lookup
     `raise_error_if_filter_is_invalid`; a lookup name no type offers raises InvalidInputException.
     """
     if len(lookup) != 1:
-        raise ValueError(f"satisfies takes exactly one lookup; received {lookup!r}.")
+        # Octue raises ValueError here; InvalidInputException is one, so Octue's `except` clauses still catch it.
+        raise InvalidInputException(f"{item!r}: satisfies takes exactly one lookup; received {lookup!r}.")
     ((filter_name, value),) = lookup.items()
     *attribute_names, action = filter_name.split("__")
     if attribute_names:
