@@ -56,6 +56,17 @@ def guess_content_type(name: str) -> str:
     return _MIME_TYPES.guess_type(name)[0] or "application/octet-stream"
 
 
+def is_local_name(segment: str) -> bool:
+    """Whether a segment of an object name can name a file inside a local directory.
+
+    GCS names may hold empty segments (`a//b`, a trailing `/`), `.` and `..`, a NUL, or segments over
+    Linux's 255-byte NAME_MAX; joined to a directory such a segment means the directory itself, its
+    parent, or an error.
+    """
+    fits = len(segment.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX
+    return segment not in ("", ".", "..") and "\0" not in segment and fits
+
+
 def is_writing_mode(mode: str, hdf5: bool = False) -> bool:
     return mode != "r" if hdf5 else any(character in mode for character in "wax+")
 
@@ -456,16 +467,10 @@ class Datafile:
         return self._local_copy_target
 
     def _local_file_name(self) -> str:
-        """The object's base name, unless no local file can have it.
-
-        GCS names may end in `/`, `/.` or `/..`, hold a NUL, or end in a segment over Linux's 255-byte
-        NAME_MAX; joined to a directory such a base name means the directory itself, its parent, or an
-        error, so a stable name derived from the whole object name stands in.
-        """
-        name = self.name
-        representable = name not in ("", ".", "..") and "\0" not in name
-        if representable and len(name.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX:
-            return name
+        """The object's base name, unless no local file can have it (`is_local_name`): then a stable name
+        derived from the whole object name stands in."""
+        if is_local_name(self.name):
+            return self.name
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return f"object-{digest}"
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from octuefs.datafile import Datafile
+from octuefs.datafile import Datafile, is_local_name
 from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError, ReadOnlyResource
 from octuefs.filters import FilterSet
 from octuefs.metadata.codec import canonical_hash, decode_local
@@ -42,7 +42,6 @@ SIGNED_METADATA_DIRECTORY = ".signed_metadata_files"
 SIGNED_DOCUMENT = f"/{SIGNED_METADATA_DIRECTORY}/"
 # Uploads and downloads of a dataset's files run in parallel, as Octue's do; requests are I/O bound.
 TRANSFER_THREADS = 8
-LOCAL_NAME_MAX = 255
 
 
 def _report_malformed(error: MalformedMetadataError) -> None:
@@ -79,9 +78,7 @@ def _local_relative_path(relative: str) -> PurePosixPath | None:
     and writes outside it.
     """
     parts = relative.split("/")
-    if any(part in ("", ".", "..") or "\0" in part or len(part.encode()) > LOCAL_NAME_MAX for part in parts):
-        return None
-    return PurePosixPath(*parts)
+    return PurePosixPath(*parts) if all(is_local_name(part) for part in parts) else None
 
 
 class Dataset:
