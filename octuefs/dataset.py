@@ -9,6 +9,7 @@ with a warning and kept with default metadata; it never makes the whole dataset 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -21,13 +22,21 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
 from octuefs.datafile import Datafile, is_local_name
-from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError, ReadOnlyResource
+from octuefs.errors import (
+    CloudLocationNotSpecified,
+    InvalidInputException,
+    MalformedMetadataError,
+    PreconditionConflict,
+    ReadOnlyResource,
+)
 from octuefs.filters import FilterSet
 from octuefs.metadata.codec import canonical_hash, decode_local
 from octuefs.metadata.dataset_entry import DATASET_KEY, cloud_document, dataset_primitive, decode_dataset_entry
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
+from octuefs.metadata.merge import merge_dataset_entry
 from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
 from octuefs.metadata.values import decode_primitive, dumps, to_jsonable
@@ -109,8 +118,12 @@ class Dataset:
         self._recursive = recursive
         self._ignore_stored_metadata = ignore_stored_metadata
         self._include_octue_metadata_files = include_octue_metadata_files
-        # The text of the cloud `.octue` as last read or written, so `upload` rewrites it only when it changed.
+        # The cloud `.octue` as this dataset last read or wrote it: its text (so `upload` rewrites it only
+        # when it changed, and the base for merging another writer's changes) and its object (None: seen
+        # absent). Not read at all by a dataset made from `files=` or ignoring stored metadata.
+        self._stored_cloud_read = False
         self._stored_cloud_document: str | None = None
+        self._stored_cloud_object: ObjectStat | None = None
         self.files: FilterSet[Datafile] = FilterSet()
         if files:
             if isinstance(files, dict | str) or not isinstance(files, Iterable):
@@ -205,13 +218,19 @@ class Dataset:
                 dataset_object = stat
             if not stat.name.endswith("/") and self._is_listed(relative):
                 files.append(Datafile.from_object_stat(stat, ignore_stored_metadata=self._ignore_stored_metadata))
+        self._stored_cloud_read = not self._ignore_stored_metadata
+        self._stored_cloud_object = dataset_object
         stored = self._read_cloud_entry(dataset_object) if dataset_object and not self._ignore_stored_metadata else None
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
         if stored is not None:
             self._apply_stored(stored, self.metadata_path)
 
+    @staticmethod
+    def _read_text(stat: ObjectStat) -> str:
+        return get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
+
     def _read_cloud_entry(self, stat: ObjectStat) -> Any:
-        text = get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
+        text = self._read_text(stat)
         self._stored_cloud_document = text
         try:
             document = json.loads(text)
@@ -343,12 +362,49 @@ class Dataset:
             self.update_local_metadata()
 
     def update_cloud_metadata(self) -> None:
-        """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it."""
+        """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it.
+
+        It is written only over the object this dataset read or last wrote. When another writer has
+        changed it since, its changes and ours are merged as a datafile's metadata is and the write is
+        retried, so neither is lost (Octue overwrites blindly). A dataset that never read it (made from
+        `files=`, or ignoring stored metadata) replaces what is there.
+        """
         cloud = self._writable_cloud_location("have its metadata updated")
-        text = cloud_document(self.to_primitive(include_files=False))
         name = self._cloud_name(METADATA_FILENAME)
-        self._put_text(name, text, get_storage().stat(cloud.bucket, name))
-        self._stored_cloud_document = text
+        for conflicts in itertools.count():
+            if not self._stored_cloud_read:
+                self._stored_cloud_object = get_storage().stat(cloud.bucket, name)
+            text = cloud_document(self.to_primitive(include_files=False))
+            try:
+                written = self._put_text(name, text, self._stored_cloud_object)
+            except PreconditionConflict:
+                if conflicts >= MAX_CONFLICT_RETRIES:
+                    raise
+                logger.info("%s: dataset metadata changed by another writer; merging and retrying", self.metadata_path)
+                if self._stored_cloud_read:
+                    self._merge_stored_cloud_changes(cloud, name)
+                continue
+            self._stored_cloud_read, self._stored_cloud_object, self._stored_cloud_document = True, written, text
+            return
+
+    def _merge_stored_cloud_changes(self, cloud: CloudLocation, name: str) -> None:
+        """Re-apply our changes since the `.octue` was last read or written onto what another writer stored."""
+        base = self._entry_fields(self._stored_cloud_document)
+        theirs_object = get_storage().stat(cloud.bucket, name)
+        theirs_document = self._read_text(theirs_object) if theirs_object else None
+        ours = {"name": self._name or base.get("name"), "tags": self._tags, "labels": self._labels}
+        merged = merge_dataset_entry(base, ours, self._entry_fields(theirs_document))
+        self._name, self._tags, self._labels = merged["name"], merged["tags"], merged["labels"]
+        self._stored_cloud_object, self._stored_cloud_document = theirs_object, theirs_document
+
+    def _entry_fields(self, document: str | None) -> dict[str, Any]:
+        """The dataset entry in a `.octue` text as fields; none for no text or one that is malformed (which
+        was reported when it was read)."""
+        try:
+            entry = json.loads(document).get(DATASET_KEY) if document else None
+            return decode_dataset_entry(entry, self.metadata_path) if entry is not None else {}
+        except (ValueError, AttributeError, MalformedMetadataError):
+            return {}
 
     def _writable_cloud_location(self, action: str) -> CloudLocation:
         if self._cloud is None:
@@ -359,14 +415,14 @@ class Dataset:
             raise ReadOnlyResource(f"{self!r} is read through a signed URL, so it cannot {action}.")
         return self._cloud
 
-    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> None:
+    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> ObjectStat:
         """Write a small text object under the dataset's bucket as Octue does (`text/plain`), keeping any
         custom metadata another tool put on it, and only over the generation seen (0: only if new)."""
         assert self._cloud is not None
         with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
             document_path = Path(directory) / "document"
             document_path.write_text(text)
-            get_storage().upload(
+            return get_storage().upload(
                 self._cloud.bucket,
                 name,
                 document_path,
@@ -517,7 +573,7 @@ class Dataset:
         plan = [(datafile, f"{target}/{self._relative_path(datafile)}") for datafile in self.files]
         _in_parallel(lambda item: item[0].upload(item[1]), plan)
         if target != self.path:
-            self._stored_cloud_document = None
+            self._stored_cloud_read, self._stored_cloud_document = False, None
         self.path = target
         if update_cloud_metadata and self._stored_cloud_document != cloud_document(self.to_primitive(False)):
             self.update_cloud_metadata()

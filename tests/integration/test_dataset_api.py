@@ -187,6 +187,42 @@ def test_an_exception_inside_with_saves_nothing(folder, prefix, bucket):
     assert bucket.get_blob("measurements/.octue") is None
 
 
+def test_another_writers_change_to_a_cloud_dataset_since_it_was_read_is_kept(prefix, bucket):
+    """Two programs hold the dataset; the later save keeps the earlier one's changes, as datafiles do."""
+    with Dataset(prefix, name="first", tags={"kept": 1, "dropped": 1}, labels={"old"}) as setup:
+        pass
+    first_generation = bucket.get_blob("measurements/.octue").generation
+    ours, theirs = Dataset(prefix), Dataset(prefix)
+    theirs.labels.add("theirs")
+    theirs.tags["theirs"] = 2
+    theirs.name = "renamed"
+    theirs.update_cloud_metadata()
+
+    ours.labels.add("ours")
+    ours.labels.discard("old")
+    ours.tags["ours"] = 3
+    del ours.tags["dropped"]
+    ours.update_cloud_metadata()
+
+    stored = Dataset(prefix)
+    assert (stored.id, stored.name) == (setup.id, "renamed")
+    assert stored.labels == {"theirs", "ours"}
+    assert stored.tags == {"kept": 1, "theirs": 2, "ours": 3}
+    assert (ours.name, ours.labels, ours.tags) == (stored.name, stored.labels, stored.tags)
+    assert bucket.get_blob("measurements/.octue").generation != first_generation
+
+
+def test_a_cloud_dataset_made_from_files_replaces_the_stored_metadata(prefix):
+    """It never read the stored entry, so there is nothing of another writer's to keep."""
+    with Dataset(prefix, name="stored", labels={"stored"}):
+        pass
+    replacing = Dataset(prefix, files=[f"{prefix}/a.csv"], name="given", labels={"given"})
+
+    replacing.update_cloud_metadata()
+
+    assert (Dataset(prefix).name, Dataset(prefix).labels) == ("given", {"given"})
+
+
 def test_update_cloud_metadata_needs_a_cloud_dataset(folder):
     with pytest.raises(CloudLocationNotSpecified, match="not in the cloud"):
         Dataset(folder).update_cloud_metadata()

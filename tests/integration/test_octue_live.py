@@ -291,3 +291,32 @@ def test_a_program_printing_metadata_prints_what_octue_prints(bucket, octue, tmp
 
     assert printed_by_octuefs == printed_by_octue
     assert printed_by_octue[0] == repr(tags)
+
+
+def test_octues_change_to_a_dataset_octuefs_holds_is_kept_when_octuefs_saves(bucket, octue, tmp_path):
+    """A service (Octue) labels a dataset while a program (octuefs) has it open; the program's save keeps it."""
+    write_local(tmp_path / "north-sea" / "readings.csv").upload(gs(bucket, "north-sea/readings.csv"))
+    held = Dataset(gs(bucket, "north-sea"))  # no `.octue` yet: the service creates it
+    octue(
+        """
+        from octue.resources import Dataset
+        dataset = Dataset(INPUTS)
+        dataset.labels.add("checked")
+        dataset.tags["checked_by"] = "service"
+        dataset.update_cloud_metadata()
+        """,
+        gs(bucket, "north-sea"),
+    )
+
+    held.labels.add("plotted")
+    held.update_cloud_metadata()
+
+    read = octue(
+        """
+        from octue.resources import Dataset
+        dataset = Dataset(INPUTS)
+        report({"labels": sorted(str(label) for label in dataset.labels), "tags": dict(dataset.tags)})
+        """,
+        gs(bucket, "north-sea"),
+    )
+    assert read == {"labels": ["checked", "plotted"], "tags": {"checked_by": "service"}}
