@@ -75,6 +75,11 @@ def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | 
     return location.path.rstrip("/"), location
 
 
+def _generation(stat: ObjectStat | None) -> int:
+    """An object's generation, 0 for none: what GCS's `ifGenerationMatch` compares."""
+    return stat.generation if stat else 0
+
+
 def _in_parallel(function: Callable[[Any], Any], items: list[Any]) -> None:
     with ThreadPoolExecutor(max_workers=max(1, min(TRANSFER_THREADS, len(items)))) as executor:
         list(executor.map(function, items))
@@ -372,25 +377,23 @@ class Dataset:
         cloud = self._writable_cloud_location("have its metadata updated")
         name = self._cloud_name(METADATA_FILENAME)
         for conflicts in itertools.count():
-            if not self._stored_cloud_read:
-                self._stored_cloud_object = get_storage().stat(cloud.bucket, name)
+            current = get_storage().stat(cloud.bucket, name)
+            if self._stored_cloud_read and _generation(current) != _generation(self._stored_cloud_object):
+                self._merge_stored_cloud_changes(current)
             text = cloud_document(self.to_primitive(include_files=False))
             try:
-                written = self._put_text(name, text, self._stored_cloud_object)
+                written = self._put_text(name, text, current)
             except PreconditionConflict:
                 if conflicts >= MAX_CONFLICT_RETRIES:
                     raise
-                logger.info("%s: dataset metadata changed by another writer; merging and retrying", self.metadata_path)
-                if self._stored_cloud_read:
-                    self._merge_stored_cloud_changes(cloud, name)
                 continue
             self._stored_cloud_read, self._stored_cloud_object, self._stored_cloud_document = True, written, text
             return
 
-    def _merge_stored_cloud_changes(self, cloud: CloudLocation, name: str) -> None:
+    def _merge_stored_cloud_changes(self, theirs_object: ObjectStat | None) -> None:
         """Re-apply our changes since the `.octue` was last read or written onto what another writer stored."""
+        logger.info("%s: changed by another writer; merging our changes onto theirs", self.metadata_path)
         base = self._entry_fields(self._stored_cloud_document)
-        theirs_object = get_storage().stat(cloud.bucket, name)
         theirs_document = self._read_text(theirs_object) if theirs_object else None
         ours = {"name": self._name or base.get("name"), "tags": self._tags, "labels": self._labels}
         merged = merge_dataset_entry(base, ours, self._entry_fields(theirs_document))

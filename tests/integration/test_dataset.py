@@ -230,7 +230,7 @@ def test_cloud_dataset_metadata_round_trip(campaign, bucket, proxy):
 
     dataset.update_metadata()
 
-    assert proxy.kinds() == ["upload"]  # the listing that built it said whether `.octue` was there
+    assert proxy.kinds() == ["stat", "upload"]
     blob = bucket.get_blob(f"{PREFIX}/.octue")
     assert blob.content_type == "text/plain"
     assert json.loads(blob.download_as_bytes()) == {
