@@ -75,6 +75,15 @@ def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | 
     return location.path.rstrip("/"), location
 
 
+def _entry_in(document: str | None) -> Any:
+    """The dataset entry of a `.octue` text (None for none, or for text another writer broke)."""
+    try:
+        parsed = json.loads(document) if document else None
+    except ValueError:
+        return None
+    return parsed.get(DATASET_KEY) if isinstance(parsed, dict) else None
+
+
 def _generation(stat: ObjectStat | None) -> int:
     """An object's generation, 0 for none: what GCS's `ifGenerationMatch` compares."""
     return stat.generation if stat else 0
@@ -123,12 +132,15 @@ class Dataset:
         self._recursive = recursive
         self._ignore_stored_metadata = ignore_stored_metadata
         self._include_octue_metadata_files = include_octue_metadata_files
-        # The cloud `.octue` as this dataset last read or wrote it: its text (so `upload` rewrites it only
-        # when it changed, and the base for merging another writer's changes) and its object (None: seen
-        # absent). Not read at all by a dataset made from `files=` or ignoring stored metadata.
+        # The stored dataset entry as this dataset last read or wrote it, the base for merging another
+        # writer's changes: for a cloud `.octue` its text (also so `upload` rewrites it only when it
+        # changed) and its object (None: seen absent); for a local one the entry. Not read at all by a
+        # dataset made from `files=` or ignoring stored metadata.
         self._stored_cloud_read = False
         self._stored_cloud_document: str | None = None
         self._stored_cloud_object: ObjectStat | None = None
+        self._stored_local_read = False
+        self._stored_local_entry: Any = None
         self.files: FilterSet[Datafile] = FilterSet()
         if files:
             if isinstance(files, dict | str) or not isinstance(files, Iterable):
@@ -270,6 +282,7 @@ class Dataset:
                 if self._is_listed(name):
                     files.append(self._local_datafile(Path(directory, name), entries.get(name)))
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
+        self._stored_local_read, self._stored_local_entry = not self._ignore_stored_metadata, stored
         if stored is not None:
             self._apply_stored(stored, self.metadata_path)
 
@@ -391,22 +404,24 @@ class Dataset:
             return
 
     def _merge_stored_cloud_changes(self, theirs_object: ObjectStat | None) -> None:
-        """Re-apply our changes since the `.octue` was last read or written onto what another writer stored."""
-        logger.info("%s: changed by another writer; merging our changes onto theirs", self.metadata_path)
-        base = self._entry_fields(self._stored_cloud_document)
         theirs_document = self._read_text(theirs_object) if theirs_object else None
-        ours = {"name": self._name or base.get("name"), "tags": self._tags, "labels": self._labels}
-        merged = merge_dataset_entry(base, ours, self._entry_fields(theirs_document))
-        self._name, self._tags, self._labels = merged["name"], merged["tags"], merged["labels"]
+        self._merge_onto(_entry_in(self._stored_cloud_document), _entry_in(theirs_document))
         self._stored_cloud_object, self._stored_cloud_document = theirs_object, theirs_document
 
-    def _entry_fields(self, document: str | None) -> dict[str, Any]:
-        """The dataset entry in a `.octue` text as fields; none for no text or one that is malformed (which
-        was reported when it was read)."""
+    def _merge_onto(self, base: Any, theirs: Any) -> None:
+        """Re-apply our changes since the stored entry was `base` onto `theirs`, another writer's entry."""
+        logger.info("%s: changed by another writer; merging our changes onto theirs", self.metadata_path)
+        base, theirs = self._entry_fields(base), self._entry_fields(theirs)
+        ours = {"name": self._name or base.get("name"), "tags": self._tags, "labels": self._labels}
+        merged = merge_dataset_entry(base, ours, theirs)
+        self._name, self._tags, self._labels = merged["name"], merged["tags"], merged["labels"]
+
+    def _entry_fields(self, entry: Any) -> dict[str, Any]:
+        """A stored dataset entry as fields; none for no entry or one that is malformed (which was reported
+        when it was read)."""
         try:
-            entry = json.loads(document).get(DATASET_KEY) if document else None
             return decode_dataset_entry(entry, self.metadata_path) if entry is not None else {}
-        except (ValueError, AttributeError, MalformedMetadataError):
+        except MalformedMetadataError:
             return {}
 
     def _writable_cloud_location(self, action: str) -> CloudLocation:
@@ -448,10 +463,21 @@ class Dataset:
         return signed_urls.generate_signed_url(CloudLocation(cloud.bucket, name), expiration)
 
     def update_local_metadata(self) -> None:
-        """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries."""
+        """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries.
+
+        Changes another writer made to the entry since this dataset read or last wrote it are merged with
+        ours, as for a cloud dataset.
+        """
         if self.exists_in_cloud:
             raise InvalidInputException(f"{self!r} is in the cloud ({self.path}); use update_cloud_metadata().")
-        LocalMetadataStore(self.path).write_dataset_entry(to_jsonable(self.to_primitive(include_files=False)))
+
+        def ours_onto(current: Any) -> dict[str, Any]:
+            if self._stored_local_read and current != self._stored_local_entry:
+                self._merge_onto(self._stored_local_entry, current)
+            return to_jsonable(self.to_primitive(include_files=False))  # type: ignore[no-any-return]
+
+        self._stored_local_entry = LocalMetadataStore(self.path).write_dataset_entry(ours_onto)
+        self._stored_local_read = True
 
     def __enter__(self) -> Dataset:
         return self

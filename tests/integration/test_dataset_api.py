@@ -187,40 +187,42 @@ def test_an_exception_inside_with_saves_nothing(folder, prefix, bucket):
     assert bucket.get_blob("measurements/.octue") is None
 
 
-def test_another_writers_change_to_a_cloud_dataset_since_it_was_read_is_kept(prefix, bucket):
+@pytest.mark.parametrize("where", ["folder", "prefix"])
+def test_another_writers_change_to_a_dataset_since_it_was_read_is_kept(where, request):
     """Two programs hold the dataset; the later save keeps the earlier one's changes, as datafiles do."""
-    with Dataset(prefix, name="first", tags={"kept": 1, "dropped": 1}, labels={"old"}) as setup:
+    path = request.getfixturevalue(where)
+    with Dataset(path, name="first", tags={"kept": 1, "dropped": 1}, labels={"old"}) as setup:
         pass
-    first_generation = bucket.get_blob("measurements/.octue").generation
-    ours, theirs = Dataset(prefix), Dataset(prefix)
+    ours, theirs = Dataset(path), Dataset(path)
     theirs.labels.add("theirs")
     theirs.tags["theirs"] = 2
     theirs.name = "renamed"
-    theirs.update_cloud_metadata()
+    theirs.update_metadata()
 
     ours.labels.add("ours")
     ours.labels.discard("old")
     ours.tags["ours"] = 3
     del ours.tags["dropped"]
-    ours.update_cloud_metadata()
+    ours.update_metadata()
 
-    stored = Dataset(prefix)
+    stored = Dataset(path)
     assert (stored.id, stored.name) == (setup.id, "renamed")
     assert stored.labels == {"theirs", "ours"}
     assert stored.tags == {"kept": 1, "theirs": 2, "ours": 3}
     assert (ours.name, ours.labels, ours.tags) == (stored.name, stored.labels, stored.tags)
-    assert bucket.get_blob("measurements/.octue").generation != first_generation
 
 
-def test_a_cloud_dataset_made_from_files_replaces_the_stored_metadata(prefix):
+@pytest.mark.parametrize("where", ["folder", "prefix"])
+def test_a_dataset_made_from_files_replaces_the_stored_metadata(where, request):
     """It never read the stored entry, so there is nothing of another writer's to keep."""
-    with Dataset(prefix, name="stored", labels={"stored"}):
+    path = request.getfixturevalue(where)
+    with Dataset(path, name="stored", labels={"stored"}):
         pass
-    replacing = Dataset(prefix, files=[f"{prefix}/a.csv"], name="given", labels={"given"})
+    replacing = Dataset(path, files=[f"{path}/a.csv"], name="given", labels={"given"})
 
-    replacing.update_cloud_metadata()
+    replacing.update_metadata()
 
-    assert (Dataset(prefix).name, Dataset(prefix).labels) == ("given", {"given"})
+    assert (Dataset(path).name, Dataset(path).labels) == ("given", {"given"})
 
 
 def test_update_cloud_metadata_needs_a_cloud_dataset(folder):

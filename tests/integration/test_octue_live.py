@@ -293,23 +293,26 @@ def test_a_program_printing_metadata_prints_what_octue_prints(bucket, octue, tmp
     assert printed_by_octue[0] == repr(tags)
 
 
-def test_octues_change_to_a_dataset_octuefs_holds_is_kept_when_octuefs_saves(bucket, octue, tmp_path):
+@pytest.mark.parametrize("where", ["cloud", "folder"])
+def test_octues_change_to_a_dataset_octuefs_holds_is_kept_when_octuefs_saves(where, bucket, octue, tmp_path):
     """A service (Octue) labels a dataset while a program (octuefs) has it open; the program's save keeps it."""
-    write_local(tmp_path / "north-sea" / "readings.csv").upload(gs(bucket, "north-sea/readings.csv"))
-    held = Dataset(gs(bucket, "north-sea"))  # no `.octue` yet: the service creates it
+    folder = tmp_path / "north-sea"
+    write_local(folder / "readings.csv").upload(gs(bucket, "north-sea/readings.csv"))
+    path = gs(bucket, "north-sea") if where == "cloud" else str(folder)
+    held = Dataset(path)  # no dataset entry yet: the service writes the first one
     octue(
         """
         from octue.resources import Dataset
         dataset = Dataset(INPUTS)
         dataset.labels.add("checked")
         dataset.tags["checked_by"] = "service"
-        dataset.update_cloud_metadata()
+        dataset.update_metadata()
         """,
-        gs(bucket, "north-sea"),
+        path,
     )
 
     held.labels.add("plotted")
-    held.update_cloud_metadata()
+    held.update_metadata()
 
     read = octue(
         """
@@ -317,6 +320,6 @@ def test_octues_change_to_a_dataset_octuefs_holds_is_kept_when_octuefs_saves(buc
         dataset = Dataset(INPUTS)
         report({"labels": sorted(str(label) for label in dataset.labels), "tags": dict(dataset.tags)})
         """,
-        gs(bucket, "north-sea"),
+        path,
     )
     assert read == {"labels": ["checked", "plotted"], "tags": {"checked_by": "service"}}
