@@ -175,7 +175,12 @@ class Dataset:
 
     @path.setter
     def path(self, path: str | os.PathLike[str] | None) -> None:
-        self._path, self._cloud = _resolve(path)
+        resolved, cloud = _resolve(path)
+        if resolved != getattr(self, "_path", resolved):
+            # What was read at the old path is no base for merging at the new one: the entry there is replaced.
+            self._stored_cloud_read = self._stored_local_read = False
+            self._stored_cloud_document = None
+        self._path, self._cloud = resolved, cloud
 
     @property
     def exists_in_cloud(self) -> bool:
@@ -601,8 +606,6 @@ class Dataset:
             raise InvalidInputException(f"{self!r}: upload to a gs://bucket/prefix, not to {cloud_path!r}.")
         plan = [(datafile, f"{target}/{self._relative_path(datafile)}") for datafile in self.files]
         _in_parallel(lambda item: item[0].upload(item[1]), plan)
-        if target != self.path:
-            self._stored_cloud_read, self._stored_cloud_document = False, None
         self.path = target
         if update_cloud_metadata and self._stored_cloud_document != cloud_document(self.to_primitive(False)):
             self.update_cloud_metadata()

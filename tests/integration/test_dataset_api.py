@@ -225,6 +225,21 @@ def test_a_dataset_made_from_files_replaces_the_stored_metadata(where, request):
     assert (Dataset(path).name, Dataset(path).labels) == ("given", {"given"})
 
 
+def test_a_dataset_given_a_new_path_replaces_the_metadata_stored_there(folder, tmp_path):
+    """What it read at its old path is no base for merging at the new one."""
+    with Dataset(tmp_path / "elsewhere", name="elsewhere", labels={"elsewhere"}):
+        pass
+    with Dataset(folder, name="measured", labels={"measured"}):
+        pass
+    moved = Dataset(folder)
+    moved.path = tmp_path / "elsewhere"
+
+    moved.update_metadata()
+
+    stored = Dataset(tmp_path / "elsewhere")
+    assert (stored.id, stored.name, stored.labels) == (moved.id, "measured", {"measured"})
+
+
 def test_update_cloud_metadata_needs_a_cloud_dataset(folder):
     with pytest.raises(CloudLocationNotSpecified, match="not in the cloud"):
         Dataset(folder).update_cloud_metadata()
