@@ -688,12 +688,12 @@ class Datafile:
         return cls.deserialise(Path(path).read_text())
 
     @classmethod
-    def deserialise(cls, serialised: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
+    def deserialise(cls, serialised_datafile: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
         """Rebuild a datafile from `serialise()` text or a `to_primitive()` dict (`from_string` is Octue's
         flag; text is recognised either way). The metadata sent wins over what is stored; a cloud
         datafile whose object record was sent costs no request. A local copy that is not on this machine
         (the sender's download) is left behind: the datafile is read from the cloud instead."""
-        data = decode_primitive(serialised, InvalidInputException, "A serialised datafile")
+        data = decode_primitive(serialised_datafile, InvalidInputException, "A serialised datafile")
         stat, origin_is_cloud = datafile_primitive.known_object(data.pop("_cloud_metadata", None))
         fields = {key: data.pop(key, None) for key in ("id", "timestamp", "tags", "labels")}
         path = data.pop("path", None) or data.get("local_path") or data.get("cloud_path")

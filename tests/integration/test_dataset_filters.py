@@ -176,3 +176,13 @@ def test_files_have_the_named_set_methods_octue_code_calls_on_a_set(dataset):
     assert sorted_names(copy) == ["mast.json"]
     copy.symmetric_difference_update(turbines)
     assert sorted_names(copy) == ["enercon-e126.csv", "mast.json", "vestas-v90.csv"]
+
+
+def test_octues_keyword_names_are_accepted(dataset):
+    """Octue code may pass these arguments by name: the names are Octue's."""
+    vestas = dataset.files.one(name="vestas-v90.csv")
+
+    assert vestas.labels.any_label_starts_with(value="on")
+    assert vestas.labels.any_label_ends_with(value="shore")
+    assert not vestas.labels.any_label_contains(value="mast")
+    assert Datafile.deserialise(serialised_datafile=vestas.serialise(), from_string=True).tags == vestas.tags
