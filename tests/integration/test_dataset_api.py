@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from octuefs import CloudLocationNotSpecified, Datafile, Dataset, InvalidInputException
+from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
+from octuefs.errors import PreconditionConflict
 from octuefs.metadata.codec import encode_cloud
 from octuefs.metadata.model import OctueMetadata
 from tests.integration.datafile_objects import gs, put
@@ -223,6 +225,27 @@ def test_a_dataset_made_from_files_replaces_the_stored_metadata(where, request):
     replacing.update_metadata()
 
     assert (Dataset(path).name, Dataset(path).labels) == ("given", {"given"})
+
+
+def test_a_cloud_dataset_save_that_loses_a_race_is_retried_and_then_refused(prefix, proxy):
+    """A 412 on the `.octue` upload means someone wrote it between our stat and our upload: look again."""
+    dataset = Dataset(prefix)
+    dataset.labels.add("retried")
+    proxy.reset()
+    proxy.inject("POST", r"^/upload/", 412, count=1)
+
+    dataset.update_cloud_metadata()
+
+    assert proxy.kinds() == ["stat", "upload", "stat", "upload"]
+    assert Dataset(prefix).labels == {"retried"}
+
+    dataset.labels.add("refused")
+    proxy.reset()
+    proxy.inject("POST", r"^/upload/", 412, count=MAX_CONFLICT_RETRIES + 1)
+    with pytest.raises(PreconditionConflict):
+        dataset.update_cloud_metadata()
+    assert proxy.count("upload") == MAX_CONFLICT_RETRIES + 1
+    assert Dataset(prefix).labels == {"retried"}
 
 
 def test_a_dataset_given_a_new_path_replaces_the_metadata_stored_there(folder, tmp_path):
