@@ -37,7 +37,7 @@ from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.model import OctueMetadata, derived_id, new_id, normalise_id, parse_timestamp
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import dumps
+from octuefs.metadata.values import decode_primitive, dumps
 from octuefs.reader import RangedFile, library_reader
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import get_storage
@@ -54,6 +54,17 @@ _MIME_TYPES = mimetypes.MimeTypes()
 
 def guess_content_type(name: str) -> str:
     return _MIME_TYPES.guess_type(name)[0] or "application/octet-stream"
+
+
+def is_local_name(segment: str) -> bool:
+    """Whether a segment of an object name can name a file inside a local directory.
+
+    GCS names may hold empty segments (`a//b`, a trailing `/`), `.` and `..`, a NUL, or segments over
+    Linux's 255-byte NAME_MAX; joined to a directory such a segment means the directory itself, its
+    parent, or an error.
+    """
+    fits = len(segment.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX
+    return segment not in ("", ".", "..") and "\0" not in segment and fits
 
 
 def is_writing_mode(mode: str, hdf5: bool = False) -> bool:
@@ -456,16 +467,10 @@ class Datafile:
         return self._local_copy_target
 
     def _local_file_name(self) -> str:
-        """The object's base name, unless no local file can have it.
-
-        GCS names may end in `/`, `/.` or `/..`, hold a NUL, or end in a segment over Linux's 255-byte
-        NAME_MAX; joined to a directory such a base name means the directory itself, its parent, or an
-        error, so a stable name derived from the whole object name stands in.
-        """
-        name = self.name
-        representable = name not in ("", ".", "..") and "\0" not in name
-        if representable and len(name.encode("utf-8", "surrogateescape")) <= LOCAL_NAME_MAX:
-            return name
+        """The object's base name, unless no local file can have it (`is_local_name`): then a stable name
+        derived from the whole object name stands in."""
+        if is_local_name(self.name):
+            return self.name
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return f"object-{digest}"
 
@@ -683,12 +688,12 @@ class Datafile:
         return cls.deserialise(Path(path).read_text())
 
     @classmethod
-    def deserialise(cls, serialised: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
+    def deserialise(cls, serialised_datafile: str | Mapping[str, Any], from_string: bool = False) -> Datafile:
         """Rebuild a datafile from `serialise()` text or a `to_primitive()` dict (`from_string` is Octue's
         flag; text is recognised either way). The metadata sent wins over what is stored; a cloud
         datafile whose object record was sent costs no request. A local copy that is not on this machine
         (the sender's download) is left behind: the datafile is read from the cloud instead."""
-        data = datafile_primitive.decode(serialised)
+        data = decode_primitive(serialised_datafile, InvalidInputException, "A serialised datafile")
         stat, origin_is_cloud = datafile_primitive.known_object(data.pop("_cloud_metadata", None))
         fields = {key: data.pop(key, None) for key in ("id", "timestamp", "tags", "labels")}
         path = data.pop("path", None) or data.get("local_path") or data.get("cloud_path")

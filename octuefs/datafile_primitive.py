@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from octuefs.errors import InvalidInputException
 from octuefs.metadata.codec import NAMESPACE
-from octuefs.metadata.values import from_jsonable, load_json_of_type, loads, to_jsonable
+from octuefs.metadata.values import loads
 from octuefs.storage.gcs import ObjectStat
 
 OCTUEFS_KEY = "octuefs"
@@ -42,15 +41,6 @@ def cloud_metadata_primitive(stat: ObjectStat | None, origin_is_cloud: bool) -> 
         "custom_time": None,
         OCTUEFS_KEY: {"object": stat.to_dict(), "origin_is_cloud": origin_is_cloud},
     }
-
-
-def decode(serialised: str | Mapping[str, Any]) -> dict[str, Any]:
-    """A serialised datafile (JSON text, or the primitive with or without tagged values) as Python values."""
-    if isinstance(serialised, str | bytes):
-        serialised = load_json_of_type(serialised, dict, InvalidInputException, "A serialised datafile")
-    if not isinstance(serialised, Mapping):
-        raise InvalidInputException(f"A serialised datafile must be a mapping, not {type(serialised).__name__}.")
-    return from_jsonable(to_jsonable(dict(serialised)))
 
 
 def known_object(cloud_metadata: Mapping[str, Any] | None) -> tuple[ObjectStat | None, bool]:

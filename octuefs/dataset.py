@@ -9,6 +9,7 @@ with a warning and kept with default metadata; it never makes the whole dataset 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -21,16 +22,24 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from octuefs.datafile import Datafile
-from octuefs.errors import CloudLocationNotSpecified, InvalidInputException, MalformedMetadataError, ReadOnlyResource
+from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
+from octuefs.datafile import Datafile, is_local_name
+from octuefs.errors import (
+    CloudLocationNotSpecified,
+    InvalidInputException,
+    MalformedMetadataError,
+    PreconditionConflict,
+    ReadOnlyResource,
+)
 from octuefs.filters import FilterSet
 from octuefs.metadata.codec import canonical_hash, decode_local
 from octuefs.metadata.dataset_entry import DATASET_KEY, cloud_document, dataset_primitive, decode_dataset_entry
 from octuefs.metadata.labels import LabelSet
 from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
+from octuefs.metadata.merge import merge_dataset_entry
 from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import dumps, loads, to_jsonable
+from octuefs.metadata.values import decode_primitive, dumps, to_jsonable
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes, get_storage
 from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
@@ -42,7 +51,6 @@ SIGNED_METADATA_DIRECTORY = ".signed_metadata_files"
 SIGNED_DOCUMENT = f"/{SIGNED_METADATA_DIRECTORY}/"
 # Uploads and downloads of a dataset's files run in parallel, as Octue's do; requests are I/O bound.
 TRANSFER_THREADS = 8
-LOCAL_NAME_MAX = 255
 
 
 def _report_malformed(error: MalformedMetadataError) -> None:
@@ -67,6 +75,20 @@ def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | 
     return location.path.rstrip("/"), location
 
 
+def _entry_in(document: str | None) -> Any:
+    """The dataset entry of a `.octue` text (None for none, or for text another writer broke)."""
+    try:
+        parsed = json.loads(document) if document else None
+    except ValueError:
+        return None
+    return parsed.get(DATASET_KEY) if isinstance(parsed, dict) else None
+
+
+def _generation(stat: ObjectStat | None) -> int:
+    """An object's generation, 0 for none: what GCS's `ifGenerationMatch` compares."""
+    return stat.generation if stat else 0
+
+
 def _in_parallel(function: Callable[[Any], Any], items: list[Any]) -> None:
     with ThreadPoolExecutor(max_workers=max(1, min(TRANSFER_THREADS, len(items)))) as executor:
         list(executor.map(function, items))
@@ -79,9 +101,7 @@ def _local_relative_path(relative: str) -> PurePosixPath | None:
     and writes outside it.
     """
     parts = relative.split("/")
-    if any(part in ("", ".", "..") or "\0" in part or len(part.encode()) > LOCAL_NAME_MAX for part in parts):
-        return None
-    return PurePosixPath(*parts)
+    return PurePosixPath(*parts) if all(is_local_name(part) for part in parts) else None
 
 
 class Dataset:
@@ -112,8 +132,15 @@ class Dataset:
         self._recursive = recursive
         self._ignore_stored_metadata = ignore_stored_metadata
         self._include_octue_metadata_files = include_octue_metadata_files
-        # The text of the cloud `.octue` as last read or written, so `upload` rewrites it only when it changed.
+        # The stored dataset entry as this dataset last read or wrote it, the base for merging another
+        # writer's changes: for a cloud `.octue` its text (also so `upload` rewrites it only when it
+        # changed) and its object (None: seen absent); for a local one the entry. Not read at all by a
+        # dataset made from `files=` or ignoring stored metadata.
+        self._stored_cloud_read = False
         self._stored_cloud_document: str | None = None
+        self._stored_cloud_object: ObjectStat | None = None
+        self._stored_local_read = False
+        self._stored_local_entry: Any = None
         self.files: FilterSet[Datafile] = FilterSet()
         if files:
             if isinstance(files, dict | str) or not isinstance(files, Iterable):
@@ -148,7 +175,12 @@ class Dataset:
 
     @path.setter
     def path(self, path: str | os.PathLike[str] | None) -> None:
-        self._path, self._cloud = _resolve(path)
+        resolved, cloud = _resolve(path)
+        if resolved != getattr(self, "_path", resolved):
+            # What was read at the old path is no base for merging at the new one: the entry there is replaced.
+            self._stored_cloud_read = self._stored_local_read = False
+            self._stored_cloud_document = None
+        self._path, self._cloud = resolved, cloud
 
     @property
     def exists_in_cloud(self) -> bool:
@@ -208,13 +240,19 @@ class Dataset:
                 dataset_object = stat
             if not stat.name.endswith("/") and self._is_listed(relative):
                 files.append(Datafile.from_object_stat(stat, ignore_stored_metadata=self._ignore_stored_metadata))
+        self._stored_cloud_read = not self._ignore_stored_metadata
+        self._stored_cloud_object = dataset_object
         stored = self._read_cloud_entry(dataset_object) if dataset_object and not self._ignore_stored_metadata else None
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
         if stored is not None:
             self._apply_stored(stored, self.metadata_path)
 
+    @staticmethod
+    def _read_text(stat: ObjectStat) -> str:
+        return get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
+
     def _read_cloud_entry(self, stat: ObjectStat) -> Any:
-        text = get_storage().read_range(stat, 0, stat.size).decode("utf-8", "replace")
+        text = self._read_text(stat)
         self._stored_cloud_document = text
         try:
             document = json.loads(text)
@@ -249,6 +287,7 @@ class Dataset:
                 if self._is_listed(name):
                     files.append(self._local_datafile(Path(directory, name), entries.get(name)))
         self.files = FilterSet(sorted(files, key=lambda datafile: datafile.path))
+        self._stored_local_read, self._stored_local_entry = not self._ignore_stored_metadata, stored
         if stored is not None:
             self._apply_stored(stored, self.metadata_path)
 
@@ -346,12 +385,49 @@ class Dataset:
             self.update_local_metadata()
 
     def update_cloud_metadata(self) -> None:
-        """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it."""
+        """Write `<prefix>/.octue` as Octue writes it, keeping any custom metadata another tool put on it.
+
+        It is written only over the object this dataset read or last wrote. When another writer has
+        changed it since, its changes and ours are merged as a datafile's metadata is and the write is
+        retried, so neither is lost (Octue overwrites blindly). A dataset that never read it (made from
+        `files=`, or ignoring stored metadata) replaces what is there.
+        """
         cloud = self._writable_cloud_location("have its metadata updated")
-        text = cloud_document(self.to_primitive(include_files=False))
         name = self._cloud_name(METADATA_FILENAME)
-        self._put_text(name, text, get_storage().stat(cloud.bucket, name))
-        self._stored_cloud_document = text
+        for conflicts in itertools.count():
+            current = get_storage().stat(cloud.bucket, name)
+            if self._stored_cloud_read and _generation(current) != _generation(self._stored_cloud_object):
+                self._merge_stored_cloud_changes(current)
+            text = cloud_document(self.to_primitive(include_files=False))
+            try:
+                written = self._put_text(name, text, current)
+            except PreconditionConflict:
+                if conflicts >= MAX_CONFLICT_RETRIES:
+                    raise
+                continue
+            self._stored_cloud_read, self._stored_cloud_object, self._stored_cloud_document = True, written, text
+            return
+
+    def _merge_stored_cloud_changes(self, theirs_object: ObjectStat | None) -> None:
+        theirs_document = self._read_text(theirs_object) if theirs_object else None
+        self._merge_onto(_entry_in(self._stored_cloud_document), _entry_in(theirs_document))
+        self._stored_cloud_object, self._stored_cloud_document = theirs_object, theirs_document
+
+    def _merge_onto(self, base: Any, theirs: Any) -> None:
+        """Re-apply our changes since the stored entry was `base` onto `theirs`, another writer's entry."""
+        logger.info("%s: changed by another writer; merging our changes onto theirs", self.metadata_path)
+        base, theirs = self._entry_fields(base), self._entry_fields(theirs)
+        ours = {"name": self._name or base.get("name"), "tags": self._tags, "labels": self._labels}
+        merged = merge_dataset_entry(base, ours, theirs)
+        self._name, self._tags, self._labels = merged["name"], merged["tags"], merged["labels"]
+
+    def _entry_fields(self, entry: Any) -> dict[str, Any]:
+        """A stored dataset entry as fields; none for no entry or one that is malformed (which was reported
+        when it was read)."""
+        try:
+            return decode_dataset_entry(entry, self.metadata_path) if entry is not None else {}
+        except MalformedMetadataError:
+            return {}
 
     def _writable_cloud_location(self, action: str) -> CloudLocation:
         if self._cloud is None:
@@ -362,14 +438,14 @@ class Dataset:
             raise ReadOnlyResource(f"{self!r} is read through a signed URL, so it cannot {action}.")
         return self._cloud
 
-    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> None:
+    def _put_text(self, name: str, text: str, existing: ObjectStat | None) -> ObjectStat:
         """Write a small text object under the dataset's bucket as Octue does (`text/plain`), keeping any
         custom metadata another tool put on it, and only over the generation seen (0: only if new)."""
         assert self._cloud is not None
         with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
             document_path = Path(directory) / "document"
             document_path.write_text(text)
-            get_storage().upload(
+            return get_storage().upload(
                 self._cloud.bucket,
                 name,
                 document_path,
@@ -392,10 +468,21 @@ class Dataset:
         return signed_urls.generate_signed_url(CloudLocation(cloud.bucket, name), expiration)
 
     def update_local_metadata(self) -> None:
-        """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries."""
+        """Merge the dataset entry into the folder's `.octue` (creating the folder), keeping the datafile entries.
+
+        Changes another writer made to the entry since this dataset read or last wrote it are merged with
+        ours, as for a cloud dataset.
+        """
         if self.exists_in_cloud:
             raise InvalidInputException(f"{self!r} is in the cloud ({self.path}); use update_cloud_metadata().")
-        LocalMetadataStore(self.path).write_dataset_entry(to_jsonable(self.to_primitive(include_files=False)))
+
+        def ours_onto(current: Any) -> dict[str, Any]:
+            if self._stored_local_read and current != self._stored_local_entry:
+                self._merge_onto(self._stored_local_entry, current)
+            return to_jsonable(self.to_primitive(include_files=False))  # type: ignore[no-any-return]
+
+        self._stored_local_entry = LocalMetadataStore(self.path).write_dataset_entry(ours_onto)
+        self._stored_local_read = True
 
     def __enter__(self) -> Dataset:
         return self
@@ -422,11 +509,9 @@ class Dataset:
 
     @classmethod
     def deserialise(cls, serialised_object: str | Mapping[str, Any], from_string: bool = False) -> Dataset:
-        """A dataset from `to_primitive()`'s dict (or `serialise()`'s text with `from_string=True`)."""
-        primitive = loads(serialised_object) if from_string else dict(serialised_object)  # type: ignore[arg-type]
-        if not isinstance(primitive, dict):
-            raise InvalidInputException(f"A serialised Dataset is a JSON object; got {serialised_object!r}.")
-        return cls(**primitive)
+        """A dataset from `serialise()`'s text or `to_primitive()`'s dict, as `Datafile.deserialise` takes them
+        (`from_string` is Octue's flag; text is recognised either way)."""
+        return cls(**decode_primitive(serialised_object, InvalidInputException, "A serialised Dataset"))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Dataset:
@@ -521,8 +606,6 @@ class Dataset:
             raise InvalidInputException(f"{self!r}: upload to a gs://bucket/prefix, not to {cloud_path!r}.")
         plan = [(datafile, f"{target}/{self._relative_path(datafile)}") for datafile in self.files]
         _in_parallel(lambda item: item[0].upload(item[1]), plan)
-        if target != self.path:
-            self._stored_cloud_document = None
         self.path = target
         if update_cloud_metadata and self._stored_cloud_document != cloud_document(self.to_primitive(False)):
             self.update_cloud_metadata()

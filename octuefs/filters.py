@@ -157,7 +157,8 @@ def satisfies(item: Any, raise_error_if_filter_is_invalid: bool = True, **lookup
     `raise_error_if_filter_is_invalid`; a lookup name no type offers raises InvalidInputException.
     """
     if len(lookup) != 1:
-        raise ValueError(f"satisfies takes exactly one lookup; received {lookup!r}.")
+        # Octue raises ValueError here; InvalidInputException is one, so Octue's `except` clauses still catch it.
+        raise InvalidInputException(f"{item!r}: satisfies takes exactly one lookup; received {lookup!r}.")
     ((filter_name, value),) = lookup.items()
     *attribute_names, action = filter_name.split("__")
     if attribute_names:
@@ -309,6 +310,39 @@ class FilterSet(_Filterable, MutableSet[T]):
 
     def copy(self) -> FilterSet[T]:
         return type(self)(self)
+
+    # `set`'s named methods: Octue's FilterSet is a `set`, so Octue code calls them on `dataset.files`. Unlike
+    # the operators they take any iterables; the results are FilterSets, so they can be filtered further.
+
+    def union(self, *others: Iterable[T]) -> FilterSet[T]:
+        return type(self)(itertools.chain(self, *others))
+
+    def intersection(self, *others: Iterable[T]) -> FilterSet[T]:
+        kept = [set(other) for other in others]
+        return type(self)(member for member in self if all(member in other for other in kept))
+
+    def difference(self, *others: Iterable[T]) -> FilterSet[T]:
+        removed = set(itertools.chain(*others))
+        return type(self)(member for member in self if member not in removed)
+
+    def symmetric_difference(self, other: Iterable[T]) -> FilterSet[T]:
+        other_members = type(self)(other)
+        return self.difference(other_members).union(other_members.difference(self))
+
+    def issubset(self, other: Iterable[T]) -> bool:
+        return self <= type(self)(other)
+
+    def issuperset(self, other: Iterable[T]) -> bool:
+        return self >= type(self)(other)
+
+    def intersection_update(self, *others: Iterable[T]) -> None:
+        self._items = self.intersection(*others)._items
+
+    def difference_update(self, *others: Iterable[T]) -> None:
+        self._items = self.difference(*others)._items
+
+    def symmetric_difference_update(self, other: Iterable[T]) -> None:
+        self._items = self.symmetric_difference(other)._items
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({{{', '.join(map(repr, self))}}})" if self else f"{type(self).__name__}()"

@@ -87,14 +87,14 @@ class LabelSet(set[str]):
     def sorted(self) -> list[str]:
         return sorted(self)
 
-    def any_label_starts_with(self, prefix: str) -> bool:
-        return any(label.startswith(prefix) for label in self)
+    def any_label_starts_with(self, value: str) -> bool:
+        return any(label.startswith(value) for label in self)
 
-    def any_label_ends_with(self, suffix: str) -> bool:
-        return any(label.endswith(suffix) for label in self)
+    def any_label_ends_with(self, value: str) -> bool:
+        return any(label.endswith(value) for label in self)
 
-    def any_label_contains(self, part: str) -> bool:
-        return any(part in label for label in self)
+    def any_label_contains(self, value: str) -> bool:
+        return any(value in label for label in self)
 
     def __repr__(self) -> str:
         return f"LabelSet({self.sorted()!r})"

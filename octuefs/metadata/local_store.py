@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,12 @@ class LocalMetadataStore:
                 datafiles = document["datafiles"] = {}
             datafiles[name] = entry
 
-    def write_dataset_entry(self, entry: dict[str, Any]) -> None:
+    def write_dataset_entry(self, entry_onto: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """Replace the dataset entry with `entry_onto(the entry now stored)`, under the lock, so the caller
+        can merge another writer's change to it; returns the entry written."""
         with self._locked() as document:
-            document["dataset"] = entry
+            document["dataset"] = entry = entry_onto(document.get("dataset"))
+        return entry
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:

@@ -8,6 +8,7 @@ both keep theirs; where both changed the same thing, ours wins because it is the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from octuefs.metadata.labels import LabelSet
@@ -35,3 +36,14 @@ def merge_metadata(base: OctueMetadata, ours: OctueMetadata, theirs: OctueMetada
         tags=tags,
         labels=labels,
     )
+
+
+def merge_dataset_entry(base: Mapping[str, Any], ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
+    """The same merge for a dataset's own entry (its name, tags and labels; its id never changes)."""
+
+    def as_metadata(fields: Mapping[str, Any]) -> OctueMetadata:
+        return OctueMetadata(tags=TagDict(fields.get("tags")), labels=LabelSet(fields.get("labels")))
+
+    merged = merge_metadata(as_metadata(base), as_metadata(ours), as_metadata(theirs))
+    name = ours.get("name") if ours.get("name") != base.get("name") else theirs.get("name")
+    return {"name": name, "tags": merged.tags, "labels": merged.labels}

@@ -67,9 +67,6 @@ class TagDict(dict[str, Any]):
         self.update(other)
         return self
 
-    def __repr__(self) -> str:
-        return f"TagDict({dict(self)!r})"
-
     def to_primitive(self) -> dict[str, Any]:
         """Octue's serialisation protocol: the plain dict (datetimes and sets are tagged when dumped)."""
         return dict(self)

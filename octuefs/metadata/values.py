@@ -8,6 +8,7 @@ Octue 0.69.1 writes `{"_type": "datetime", "value": isoformat()}` and
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,17 @@ def load_json_of_type(text: str | bytes, kind: type, error: type[Exception], wha
     if not isinstance(parsed, kind):
         raise error(f"{what} must be a JSON {'object' if kind is dict else kind.__name__}, not {parsed!r:.60}.")
     return parsed
+
+
+def decode_primitive(serialised: Any, error: type[Exception], what: str) -> dict[str, Any]:
+    """An object in Octue's serialisation protocol as Python values, from any of the forms it travels in:
+    `serialise()`'s text, or a primitive whose datetimes and sets are still tagged (parsed with plain
+    `json.loads`, as a service receiving it may) or already decoded. Anything else raises `error`."""
+    if isinstance(serialised, str | bytes):
+        serialised = load_json_of_type(serialised, dict, error, what)
+    if not isinstance(serialised, Mapping):
+        raise error(f"{what} must be a mapping or JSON text, not {type(serialised).__name__}.")
+    return from_jsonable(to_jsonable(dict(serialised)))  # type: ignore[no-any-return]
 
 
 def loads(text: str) -> Any:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from octuefs import CloudLocationNotSpecified, Datafile, Dataset, InvalidInputException
+from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
+from octuefs.errors import PreconditionConflict
 from octuefs.metadata.codec import encode_cloud
 from octuefs.metadata.model import OctueMetadata
 from tests.integration.datafile_objects import gs, put
@@ -185,6 +187,80 @@ def test_an_exception_inside_with_saves_nothing(folder, prefix, bucket):
 
     assert "dataset" not in json.loads((folder / ".octue").read_text())
     assert bucket.get_blob("measurements/.octue") is None
+
+
+@pytest.mark.parametrize("where", ["folder", "prefix"])
+def test_another_writers_change_to_a_dataset_since_it_was_read_is_kept(where, request):
+    """Two programs hold the dataset; the later save keeps the earlier one's changes, as datafiles do."""
+    path = request.getfixturevalue(where)
+    with Dataset(path, name="first", tags={"kept": 1, "dropped": 1}, labels={"old"}) as setup:
+        pass
+    ours, theirs = Dataset(path), Dataset(path)
+    theirs.labels.add("theirs")
+    theirs.tags["theirs"] = 2
+    theirs.name = "renamed"
+    theirs.update_metadata()
+
+    ours.labels.add("ours")
+    ours.labels.discard("old")
+    ours.tags["ours"] = 3
+    del ours.tags["dropped"]
+    ours.update_metadata()
+
+    stored = Dataset(path)
+    assert (stored.id, stored.name) == (setup.id, "renamed")
+    assert stored.labels == {"theirs", "ours"}
+    assert stored.tags == {"kept": 1, "theirs": 2, "ours": 3}
+    assert (ours.name, ours.labels, ours.tags) == (stored.name, stored.labels, stored.tags)
+
+
+@pytest.mark.parametrize("where", ["folder", "prefix"])
+def test_a_dataset_made_from_files_replaces_the_stored_metadata(where, request):
+    """It never read the stored entry, so there is nothing of another writer's to keep."""
+    path = request.getfixturevalue(where)
+    with Dataset(path, name="stored", labels={"stored"}):
+        pass
+    replacing = Dataset(path, files=[f"{path}/a.csv"], name="given", labels={"given"})
+
+    replacing.update_metadata()
+
+    assert (Dataset(path).name, Dataset(path).labels) == ("given", {"given"})
+
+
+def test_a_cloud_dataset_save_that_loses_a_race_is_retried_and_then_refused(prefix, proxy):
+    """A 412 on the `.octue` upload means someone wrote it between our stat and our upload: look again."""
+    dataset = Dataset(prefix)
+    dataset.labels.add("retried")
+    proxy.reset()
+    proxy.inject("POST", r"^/upload/", 412, count=1)
+
+    dataset.update_cloud_metadata()
+
+    assert proxy.kinds() == ["stat", "upload", "stat", "upload"]
+    assert Dataset(prefix).labels == {"retried"}
+
+    dataset.labels.add("refused")
+    proxy.reset()
+    proxy.inject("POST", r"^/upload/", 412, count=MAX_CONFLICT_RETRIES + 1)
+    with pytest.raises(PreconditionConflict):
+        dataset.update_cloud_metadata()
+    assert proxy.count("upload") == MAX_CONFLICT_RETRIES + 1
+    assert Dataset(prefix).labels == {"retried"}
+
+
+def test_a_dataset_given_a_new_path_replaces_the_metadata_stored_there(folder, tmp_path):
+    """What it read at its old path is no base for merging at the new one."""
+    with Dataset(tmp_path / "elsewhere", name="elsewhere", labels={"elsewhere"}):
+        pass
+    with Dataset(folder, name="measured", labels={"measured"}):
+        pass
+    moved = Dataset(folder)
+    moved.path = tmp_path / "elsewhere"
+
+    moved.update_metadata()
+
+    stored = Dataset(tmp_path / "elsewhere")
+    assert (stored.id, stored.name, stored.labels) == (moved.id, "measured", {"measured"})
 
 
 def test_update_cloud_metadata_needs_a_cloud_dataset(folder):

@@ -134,8 +134,55 @@ def test_a_datafile_satisfies_one_lookup_as_octues_filterable_does(dataset, prox
     assert not vestas.satisfies(raise_error_if_filter_is_invalid=False, tags__rating__gt=2)
     with pytest.raises(AttributeError):
         vestas.satisfies(tags__rating__gt=2)
-    with pytest.raises(ValueError, match="exactly one"):
+    # Octue raises ValueError; octuefs's typed error is one, and names the datafile.
+    with pytest.raises(InvalidInputException, match=r"vestas-v90\.csv.*exactly one") as raised:
         vestas.satisfies(name="a", extension="b")
+    assert isinstance(raised.value, ValueError)
     kept = [datafile for datafile in dataset.files if datafile.satisfies(False, tags__height__gte=100)]
     assert names(kept) == names(dataset.files.filter(tags__height__gte=100))
     assert proxy.kinds() == []
+
+
+def test_files_have_the_named_set_methods_octue_code_calls_on_a_set(dataset):
+    """Octue's FilterSet is a `set`, so Octue code may call `union`, `issubset`, ... on `dataset.files`."""
+
+    def sorted_names(files) -> list[str]:
+        return sorted(names(files))
+
+    turbines = dataset.files.filter(labels__contains="turbine")
+    tall = dataset.files.filter(tags__height__gte=100)
+    tall_list = list(tall)
+
+    assert (
+        sorted_names(turbines.union(tall_list))
+        == sorted_names(turbines | tall)
+        == ["enercon-e126.csv", "mast.json", "vestas-v90.csv"]
+    )
+    assert sorted_names(turbines.intersection(tall_list)) == sorted_names(turbines & tall) == ["enercon-e126.csv"]
+    assert sorted_names(turbines.difference(tall_list)) == sorted_names(turbines - tall) == ["vestas-v90.csv"]
+    assert sorted_names(turbines.symmetric_difference(tall_list)) == ["mast.json", "vestas-v90.csv"]
+    assert sorted_names(dataset.files.union()) == sorted_names(dataset.files)
+    assert sorted_names(dataset.files.intersection(turbines, tall_list)) == ["enercon-e126.csv"]
+    assert sorted_names(dataset.files.difference(turbines, tall_list)) == ["notes.txt"]
+    assert turbines.issubset(list(dataset.files)) and not turbines.issubset(tall_list)
+    assert dataset.files.issuperset(tall_list) and not tall.issuperset(turbines)
+    assert isinstance(turbines.union(tall_list), FilterSet)
+    assert sorted_names(turbines.union(tall_list).filter(name__starts_with="m")) == ["mast.json"]
+
+    copy = dataset.files.copy()
+    copy.intersection_update(tall_list)
+    assert sorted_names(copy) == sorted_names(tall)
+    copy.difference_update(turbines)
+    assert sorted_names(copy) == ["mast.json"]
+    copy.symmetric_difference_update(turbines)
+    assert sorted_names(copy) == ["enercon-e126.csv", "mast.json", "vestas-v90.csv"]
+
+
+def test_octues_keyword_names_are_accepted(dataset):
+    """Octue code may pass these arguments by name: the names are Octue's."""
+    vestas = dataset.files.one(name="vestas-v90.csv")
+
+    assert vestas.labels.any_label_starts_with(value="on")
+    assert vestas.labels.any_label_ends_with(value="shore")
+    assert not vestas.labels.any_label_contains(value="mast")
+    assert Datafile.deserialise(serialised_datafile=vestas.serialise(), from_string=True).tags == vestas.tags

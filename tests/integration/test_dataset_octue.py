@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from octuefs import Dataset
+from octuefs.exceptions import InvalidInputException
 from tests.integration.datafile_objects import put
 from tests.support.golden import GOLDEN_OBJECTS
 
@@ -176,6 +177,24 @@ def test_serialise_is_octues_text_and_deserialises(bucket):
             f"{path}/tables/readings.csv": {"a1", "met-mast", "wind-turbine"},
         }
         assert copy.tags["a_key"] == SERIALISED["tags"]["a_key"]
+
+
+def test_deserialise_reads_text_and_json_parsed_primitives_as_datafile_deserialise_does(bucket):
+    """A service that got the text, or parsed it with plain `json.loads`, rebuilds the same dataset."""
+    path = f"gs://{bucket.name}/serialised"
+    put_golden_text_objects(bucket, "serialised")
+    text = Dataset(path, **SERIALISED).serialise()
+
+    for copy in (Dataset.deserialise(text), Dataset.deserialise(json.loads(text))):
+        assert copy.serialise() == text
+        assert copy.tags["a_key"] == SERIALISED["tags"]["a_key"]
+        assert len(copy.files.filter(labels__contains="met-mast")) == 1
+
+
+def test_deserialise_refuses_what_is_not_a_dataset_naming_it():
+    for serialised in ("not json", "[1, 2]", 7):
+        with pytest.raises(InvalidInputException, match="serialised Dataset"):
+            Dataset.deserialise(serialised)
 
 
 def test_to_file_and_from_file(bucket, tmp_path):

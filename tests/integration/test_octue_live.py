@@ -10,6 +10,7 @@ OCTUEFS_REQUIRE_ALL=1). Select them with `pytest -m octue`.
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,3 +259,192 @@ def test_both_write_the_same_bytes_for_the_same_inputs(bucket, octue, tmp_path):
         octues["datafile_hash"],
         octues["dataset_hash"],
     )
+
+
+def test_a_program_printing_metadata_prints_what_octue_prints(bucket, octue, tmp_path):
+    """Octue's docs show `datafile.tags` printing as a plain dict; scripts and logs compare that text.
+
+    Tags whose repr does not depend on hash order or the local time zone, so the two texts can be compared.
+    """
+    tags = {"manufacturer": "\u00d8rsted", "height": 350, "nested": {"list": [1, "two"]}, "nothing": None}
+    write_local(tmp_path / "north-sea" / "readings.csv", tags=tags).upload(gs(bucket, "north-sea/readings.csv"))
+    Dataset(gs(bucket, "north-sea"), name="north-sea", tags=tags).update_cloud_metadata()
+    program = """
+        datafile = Datafile(INPUTS["datafile"])
+        dataset = Dataset(INPUTS["dataset"])
+        report([repr(datafile.tags), str(datafile.tags), repr(dataset.tags), repr(datafile), repr(dataset)])
+    """
+    inputs = {"datafile": gs(bucket, "north-sea/readings.csv"), "dataset": gs(bucket, "north-sea")}
+
+    printed_by_octue = octue("from octue.resources import Datafile, Dataset\n" + textwrap.dedent(program), inputs)
+    printed_by_octuefs = run_program(
+        sys.executable,
+        "import json, sys\n"
+        "from octuefs.resources import Datafile, Dataset\n"
+        "INPUTS = json.loads(sys.stdin.read())\n"
+        "def report(result):\n"
+        "    print(json.dumps(result))\n" + textwrap.dedent(program),
+        tmp_path,
+        {},
+        inputs,
+    )
+
+    assert printed_by_octuefs == printed_by_octue
+    assert printed_by_octue[0] == repr(tags)
+
+
+@pytest.mark.parametrize("where", ["cloud", "folder"])
+def test_octues_change_to_a_dataset_octuefs_holds_is_kept_when_octuefs_saves(where, bucket, octue, tmp_path):
+    """A service (Octue) labels a dataset while a program (octuefs) has it open; the program's save keeps it."""
+    folder = tmp_path / "north-sea"
+    write_local(folder / "readings.csv").upload(gs(bucket, "north-sea/readings.csv"))
+    path = gs(bucket, "north-sea") if where == "cloud" else str(folder)
+    held = Dataset(path)  # no dataset entry yet: the service writes the first one
+    octue(
+        """
+        from octue.resources import Dataset
+        dataset = Dataset(INPUTS)
+        dataset.labels.add("checked")
+        dataset.tags["checked_by"] = "service"
+        dataset.update_metadata()
+        """,
+        path,
+    )
+
+    held.labels.add("plotted")
+    held.update_metadata()
+
+    read = octue(
+        """
+        from octue.resources import Dataset
+        dataset = Dataset(INPUTS)
+        report({"labels": sorted(str(label) for label in dataset.labels), "tags": dict(dataset.tags)})
+        """,
+        path,
+    )
+    assert read == {"labels": ["checked", "plotted"], "tags": {"checked_by": "service"}}
+
+
+# Nested folders, non-ASCII names, every kind of tag; one datafile changed by each in turn.
+
+NESTED_FILES = {
+    "top.csv": {"tags": {**TAGS, "index": 0}, "labels": ["all", "top"]},
+    "sub/one.csv": {"tags": {"index": 1, "when": [datetime(2020, 1, 1)], "empty": set()}, "labels": ["all"]},
+    "sub/deeper/\u00fcn\u00ef c\u00f8d\u00e9 \u20ac.csv": {"tags": {"index": 2, "nested": {"x": {"y": [1]}}}},
+    "\u65e5\u672c/\u30d5\u30a1\u30a4\u30eb.json": {"tags": {"index": 3}, "labels": ["all", "json"]},
+}
+for number, metadata in enumerate(NESTED_FILES.values()):
+    metadata["id"] = f"{ID[:-1]}{number}"
+
+OCTUE_WRITES_NESTED = """
+import os
+from octue.resources import Datafile, Dataset
+for relative, metadata in INPUTS["files"].items():
+    datafile = Datafile(os.path.join(INPUTS["folder"], relative), **metadata)
+    with datafile.open("w") as f:
+        f.write(relative)
+Dataset(INPUTS["folder"], **INPUTS["dataset"]).update_local_metadata()
+Dataset(INPUTS["folder"]).upload(INPUTS["cloud"])
+"""
+
+OCTUE_READS_NESTED = """
+from octue.resources import Dataset
+found = {}
+for path in INPUTS:
+    dataset = Dataset(path)
+    files = {}
+    for datafile in dataset.files:
+        with datafile.open() as f:
+            content = f.read()
+        files[content] = {**described(datafile), "name": datafile.name}
+    found[path] = {"id": dataset.id, "name": dataset.name, "labels": sorted(str(label) for label in dataset.labels),
+                   "files": files, "lt_two": sorted(f.name for f in dataset.files.filter(tags__index__lt=2)),
+                   "all": sorted(f.name for f in dataset.files.filter(labels__contains="all"))}
+report(found)
+"""
+
+
+def octuefs_reads_nested(path: str | Path) -> dict[str, Any]:
+    """What OCTUE_READS_NESTED reports, read through octuefs."""
+    dataset = Dataset(path)
+    files = {}
+    for datafile in dataset.files:
+        with datafile.open() as f:
+            files[f.read()] = {**described(datafile), "name": datafile.name}
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "labels": sorted(dataset.labels),
+        "files": files,
+        "lt_two": sorted(datafile.name for datafile in dataset.files.filter(tags__index__lt=2)),
+        "all": sorted(datafile.name for datafile in dataset.files.filter(labels__contains="all")),
+    }
+
+
+def test_nested_datasets_with_every_kind_of_tag_and_non_ascii_names_read_both_ways(bucket, octue, tmp_path):
+    octuefs_folder, octue_folder = tmp_path / "octuefs" / "north-sea", tmp_path / "octue" / "north-sea"
+    for relative, metadata in NESTED_FILES.items():
+        datafile = Datafile(octuefs_folder / relative, **metadata)
+        with datafile.open("w") as f:
+            f.write(relative)
+    Dataset(octuefs_folder, **DATASET).update_local_metadata()
+    Dataset(octuefs_folder).upload(gs(bucket, "octuefs-wrote"))
+    octue(
+        OCTUE_WRITES_NESTED,
+        {"files": NESTED_FILES, "folder": str(octue_folder), "dataset": DATASET, "cloud": gs(bucket, "octue-wrote")},
+    )
+
+    read_by_octue = octue(OCTUE_READS_NESTED, [str(octuefs_folder), gs(bucket, "octuefs-wrote")])
+    expected = octuefs_reads_nested(octuefs_folder)
+    assert read_by_octue == {str(octuefs_folder): expected, gs(bucket, "octuefs-wrote"): expected}
+    assert octuefs_reads_nested(octue_folder) == octuefs_reads_nested(gs(bucket, "octue-wrote")) == expected
+    assert expected["files"]["sub/one.csv"]["tags"] == NESTED_FILES["sub/one.csv"]["tags"]
+    assert expected["files"]["top.csv"]["tags"] == {**TAGS, "index": 0}
+    assert expected["lt_two"] == ["one.csv", "top.csv"]
+    assert len(expected["files"]) == len(NESTED_FILES)
+    for relative in ("", "sub", "sub/deeper", "\u65e5\u672c"):
+        octues_text = (octue_folder / relative / ".octue").read_text().replace(str(octue_folder), str(octuefs_folder))
+        assert (octuefs_folder / relative / ".octue").read_text() == octues_text
+    for relative in NESTED_FILES:
+        octues = bucket.get_blob(f"octue-wrote/{relative}")
+        assert bucket.get_blob(f"octuefs-wrote/{relative}").metadata == octues.metadata
+
+
+@pytest.mark.parametrize("where", ["cloud", "folder"])
+def test_a_datafile_changed_by_each_in_turn(where, bucket, octue, tmp_path):
+    path = gs(bucket, "turns/\u00fcn\u00ef.csv") if where == "cloud" else str(tmp_path / "turns" / "\u00fcn\u00ef.csv")
+    first = Datafile(path, tags={"by": "octuefs"}, labels={"first"})
+    with first.open("w") as f:
+        f.write("octuefs\n")
+    octues_turn = """
+        from datetime import datetime
+        from octue.resources import Datafile
+        datafile = Datafile(INPUTS)
+        with datafile.open("a") as f:
+            f.write("octue\\n")
+        datafile.tags["by"] = "octue"
+        datafile.tags["when"] = datetime(2024, 2, 3, 4, 5, 6)
+        datafile.labels.add("second")
+        datafile.update_metadata()
+    """
+    octue(octues_turn, path)
+
+    second = Datafile(path)
+    with second.open("a") as f:
+        f.write("octuefs again\n")
+        second.tags["phases"] = {"b", "a"}
+        second.labels.add("third")
+
+    read = octue(
+        """
+        from octue.resources import Datafile
+        datafile = Datafile(INPUTS)
+        with datafile.open() as f:
+            report({**described(datafile), "content": f.read()})
+        """,
+        path,
+    )
+    assert read == {**described(Datafile(path)), "content": "octuefs\noctue\noctuefs again\n"}
+    assert read["tags"] == {"by": "octue", "when": datetime(2024, 2, 3, 4, 5, 6), "phases": {"a", "b"}}
+    assert read["labels"] == ["first", "second", "third"]
+    assert read["id"] == first.id

@@ -82,9 +82,13 @@ def test_stores_for_different_directories_are_separate(tmp_path: Path) -> None:
 def test_dataset_entry_does_not_remove_datafile_entries(tmp_path: Path) -> None:
     store = LocalMetadataStore(tmp_path)
     store.write_datafile_entry("a.csv", entry(ID_A))
-    store.write_dataset_entry({"id": ID_B, "name": "wind"})
+    seen = []
+    written = store.write_dataset_entry(lambda current: seen.append(current) or {"id": ID_B, "name": "wind"})
     store.write_datafile_entry("b.csv", entry(ID_B))
-    assert store.read()["dataset"] == {"id": ID_B, "name": "wind"}
+    assert seen == [None]
+    assert store.read()["dataset"] == written == {"id": ID_B, "name": "wind"}
+    store.write_dataset_entry(lambda current: seen.append(current) or current)
+    assert seen == [None, written]
     assert store.read()["datafiles"] == {"a.csv": entry(ID_A), "b.csv": entry(ID_B)}
 
 
