@@ -115,7 +115,7 @@ def missing(location: CloudLocation | str, action: str) -> CloudObjectNotFound:
 def refused(location: CloudLocation | str, action: str) -> PreconditionConflict:
     """What a 412 means: a generation or metageneration guard found the object changed."""
     return PreconditionConflict(
-        f"{location}: changed by another writer since it was read, so {action} was not applied."
+        f"{location}: changed by another writer since it was read; the request to {action} was not applied."
     )
 
 
