@@ -31,7 +31,7 @@ from octuefs.fs import posix, xattrs
 from octuefs.fs.config import MountConfig
 from octuefs.fs.dirs import DirectoryCache, DirEntry, Listing
 from octuefs.fs.errno import fuse_errors
-from octuefs.fs.handles import DirHandle, FileHandle, prefetch
+from octuefs.fs.handles import DirHandle, FileHandle, ReadHandle, WriteHandle, prefetch
 from octuefs.fs.inodes import Inode, InodeTable
 from octuefs.fs.writes import OpenWrite, WriteTracker
 from octuefs.metadata.model import OctueMetadata
@@ -290,7 +290,7 @@ class BucketOperations(pyfuse3.Operations):
         stat = datafile.cloud_stat
         assert stat is not None
         reader = ObjectReader(stat, self.cache, self.storage, self.config.chunk_size)
-        handle_number = self._new_handle(FileHandle(inode, reader, self.config.max_readahead))
+        handle_number = self._new_handle(ReadHandle(inode, reader, self.config.max_readahead))
         info = pyfuse3.FileInfo(fh=handle_number)
         # The kernel may keep its page cache only while the object is the generation it cached.
         info.keep_cache = inode.last_opened_generation == stat.generation
@@ -307,7 +307,7 @@ class BucketOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         truncate = bool(flags & os.O_TRUNC) and bool(flags & (os.O_WRONLY | os.O_RDWR))
         await self._held_write(inode, datafile, truncate)
-        handle = FileHandle(inode, None, self.config.max_readahead, append=bool(flags & os.O_APPEND))
+        handle = WriteHandle(inode, append=bool(flags & os.O_APPEND))
         inode.last_opened_generation = None
         return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=False, keep_cache=False)
 
@@ -351,12 +351,12 @@ class BucketOperations(pyfuse3.Operations):
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self.handles[fh]
         state = self.writes.by_ino.get(handle.inode.ino)
+        if isinstance(handle, WriteHandle):
+            assert state is not None, "a write handle holds its inode's write session"
+            return await self._read_staged(state, offset, size)
         if state is not None:
             try:
-                return await self._on_disk(self.writes.read, state, offset, size)
-            except CloudObjectNotFound:
-                # The object whose bytes the staged copy has not copied in yet was replaced or deleted.
-                raise pyfuse3.FUSEError(errno.ESTALE) from None
+                return await self._read_staged(state, offset, size)
             except FileNotFoundError:
                 pass  # the last writer's release uploaded and dropped the staged copy meanwhile
         reader = self._reader_of(handle)
@@ -372,17 +372,23 @@ class BucketOperations(pyfuse3.Operations):
                 self.nursery.start_soon(prefetch, handle, span, self.limiter)
         return data
 
-    def _reader_of(self, handle: FileHandle) -> ObjectReader:
+    async def _read_staged(self, state: OpenWrite, offset: int, size: int) -> bytes:
+        try:
+            return await self._on_disk(self.writes.read, state, offset, size)
+        except CloudObjectNotFound:
+            # The object whose bytes the staged copy has not copied in yet was replaced or deleted.
+            raise pyfuse3.FUSEError(errno.ESTALE) from None
+
+    def _reader_of(self, handle: ReadHandle) -> ObjectReader:
         """The handle's reader, moved on to what this mount uploaded since the handle was opened: a
         program that wrote a file through another descriptor reads its new bytes, as on a local disk
         (and as it did while they were staged). Likewise the copy a rename made: the object the handle
         was reading is gone. Other writers' changes are not followed mid-handle."""
         stat, current = handle.inode.stat, handle.reader
         made_here = stat is not None and stat.generation == handle.inode.generation_made_here
-        if made_here and (current is None or current.stat.generation != stat.generation):
+        if made_here and current.stat.generation != stat.generation:
             assert stat is not None
             handle.reader = ObjectReader(stat, self.cache, self.storage, self.config.chunk_size)
-        assert handle.reader is not None
         return handle.reader
 
     @fuse_errors
@@ -417,7 +423,7 @@ class BucketOperations(pyfuse3.Operations):
     @fuse_errors
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh, None)
-        if handle is None or handle.reader is not None:
+        if not isinstance(handle, WriteHandle):
             return
         state = self.writes.release(handle.inode.ino)
         if state is None:
