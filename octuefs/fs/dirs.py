@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from octuefs.errors import InvalidInputException, NameTooLong, OctuefsError
-from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
+from octuefs.storage.gcs import TEMPORARY_PREFIX, ObjectStat
+from octuefs.storage.interface import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def representable(name: str, full_name: str) -> bool:
 class DirectoryCache:
     """Listings of mounted directories, each trusted for `ttl` seconds."""
 
-    def __init__(self, storage: GCSStorage, bucket: str, prefix: str, ttl: float) -> None:
+    def __init__(self, storage: Storage, bucket: str, prefix: str, ttl: float) -> None:
         self.storage = storage
         self.bucket = bucket
         self.root_prefix = f"{prefix}/" if prefix else ""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import trio
 
+from octuefs.core.inodes import Inode
 from octuefs.fs.dirs import DirEntry
-from octuefs.fs.inodes import Inode
 from octuefs.reader import ObjectReader
 
 logger = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import pytest
 from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
 from octuefs.datafile import Datafile
 from octuefs.errors import PreconditionConflict, StorageError
-from octuefs.fs.feeds import Feed
 from octuefs.storage.gcs import get_storage, serving
 from octuefs.storage.memory import SESSION_GRANULE, MemoryStorage
 from octuefs.storage.paths import CloudLocation
+from octuefs.uploads.feed import Feed
 
 BUCKET = "memory-bucket"
 
