@@ -81,12 +81,15 @@ class Files(CoreParts):
 
     # Writing ---------------------------------------------------------------------------------------
 
-    async def open_for_writing(self, inode: Inode, truncate: bool, attributes: dict[str, str] | None = None) -> None:
-        """Count one more write handle on the inode's session (staged now if it has none); `attributes`
-        (a new file's mode and owner) go into the session before any part of it is streamed."""
+    async def open_for_writing(
+        self, inode: Inode, truncate: bool, new: Datafile | None = None, attributes: dict[str, str] | None = None
+    ) -> None:
+        """Count one more write handle on the inode's session (staged now if it has none). `new` is the
+        datafile of a file being created (there is no object to ask about yet), `attributes` its mode
+        and owner, put into the session before any part of it is streamed."""
         self.require_writable(inode.path)
         async with inode.lock:
-            session = await self._hold(inode, await self.fresh(inode), truncate)
+            session = await self._hold(inode, new or await self.fresh(inode), truncate)
             session.custom_changes.update(attributes or {})
         inode.last_opened_generation = None
 
@@ -126,15 +129,12 @@ class Files(CoreParts):
             if session is None:
                 return
             session.holders -= 1
-            if session.holders > 0:
-                return
-            try:
+            if session.holders <= 0:
                 await self.upload(inode)
-            finally:
-                await self.finish_if_idle(inode)
 
     async def upload(self, inode: Inode) -> None:
-        """Send the staged bytes if they changed. The caller holds `inode.lock`."""
+        """Send the staged bytes if they changed, then drop the session if no handle holds it (a close
+        whose upload failed leaves it to the next flush, close or rename). The caller holds `inode.lock`."""
         session = inode.write
         if session is None or inode.datafile is None:
             return
@@ -144,6 +144,7 @@ class Files(CoreParts):
             inode.refresh(inode.datafile)
             name = inode.path.rpartition("/")[2]
             self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
+        await self.finish_if_idle(inode)
 
     async def finish_if_idle(self, inode: Inode) -> None:
         """Drop the session once nothing holds it and nothing is left to upload. The caller holds `inode.lock`."""
@@ -177,7 +178,7 @@ class Files(CoreParts):
             try:
                 await self._set_attributes(inode, size, changes)
             finally:
-                await self.finish_if_idle(inode)  # also after a refused truncate: nothing to keep
+                await self.finish_if_idle(inode)  # after a refused truncate too: nothing to keep
 
     async def _set_attributes(self, inode: Inode, size: int | None, changes: dict[str, str]) -> None:
         datafile = await self.fresh(inode)

@@ -88,10 +88,11 @@ class Namespace(CoreParts):
         self.require_writable(path)
         self.dirs.require_representable(path)
         inode = self.inodes.entry(path, False)
-        inode.refresh(Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path)))
+        datafile = Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path))
+        inode.refresh(datafile)
         inode.created_here = True
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
-        await self.files.open_for_writing(inode, True, posix.created(mode, uid, gid, default))
+        await self.files.open_for_writing(inode, True, datafile, posix.created(mode, uid, gid, default))
         return inode
 
     async def mkdir(self, parent: Inode, name: str) -> Inode:
