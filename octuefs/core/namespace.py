@@ -19,9 +19,10 @@ from octuefs.errors import (
     IsADirectory,
     NoSuchEntry,
     NotADirectory,
+    OctuefsError,
 )
 from octuefs.fs import posix
-from octuefs.fs.dirs import DirEntry, Listing
+from octuefs.fs.dirs import LOOKUP_LISTING_LIMIT, DirEntry, Listing
 from octuefs.storage.gcs import ObjectStat
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Namespace(CoreParts):
         pending = self.inodes.find(path, False)
         listing = self.dirs.fresh(parent.path)
         if listing is None and self.dirs.worth_listing(parent.path):
-            listing = await self.workers.blocking(self.dirs.fetch_for_lookups, parent.path)
+            listing = await self._listing_for_lookups(parent.path)
         entry: DirEntry | None
         if pending is not None and pending.write is not None:
             entry = DirEntry(name, False)
@@ -72,15 +73,33 @@ class Namespace(CoreParts):
         """What the directory holds, sorted by name: its listing and the files being written in it."""
         if not directory.is_dir:
             raise NotADirectory(f"{self.files.location(directory)}: not a directory.")
-        listing: Listing = self.dirs.fresh(directory.path) or await self.workers.blocking(
-            self.dirs.fetch, directory.path
-        )
+        listing = self.dirs.fresh(directory.path) or await self._listing(directory.path, None)
+        assert listing is not None, "a listing without a limit is never refused for its size"
         entries = dict(listing.entries)
         for inode in self.files.pending():
             parent, _, name = inode.path.rpartition("/")
             if parent == directory.path:
                 entries.setdefault(name, DirEntry(name, False))
         return [entries[name] for name in sorted(entries)]
+
+    async def _listing(self, path: str, limit: int | None) -> Listing | None:
+        """Listed in a worker, cached here on the loop (None: `limit` entries or more)."""
+        version = self.dirs.start_listing(path)
+        listing = await self.workers.blocking(self.dirs.read, path, limit)
+        if listing is not None:
+            self.dirs.keep(path, listing, version)
+        return listing
+
+    async def _listing_for_lookups(self, path: str) -> Listing | None:
+        """The directory's listing if it is small enough and may be listed; None: go on probing names."""
+        try:
+            listing = await self._listing(path, LOOKUP_LISTING_LIMIT)
+        except OctuefsError as error:
+            logger.info("%s: not listed for lookups (%s); looking names up one by one", self.location_of(path), error)
+            listing = None
+        if listing is None:
+            self.dirs.probe_only(path)
+        return listing
 
     async def create(self, parent: Inode, name: str, mode: int, uid: int, gid: int) -> Inode:
         """A new file, open for writing, showing the mode and owner it was created with."""
