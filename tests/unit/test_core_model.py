@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +332,39 @@ class CoreModel(RuleBasedStateMachine):
             inode = self.core.inodes.find(path, False)
             if file not in open_files and inode is not None and inode.write is not None:
                 assert inode.write.dirty, f"{path}: a clean session is kept with no handle"
+
+
+def test_unlinking_a_file_whose_upload_is_streaming_cancels_it_off_the_loop() -> None:
+    """The cancel is an HTTP DELETE with long timeouts: the loop keeps answering other requests meanwhile."""
+    machine = CoreModel()
+    try:
+        machine.create("a", None, False)
+        handle = machine.handles[0]
+        machine.run(machine._write, handle, 0, bytes(SESSION_GRANULE + 7))
+        deadline = time.monotonic() + 10
+        while "send_part" not in machine.storage.calls:  # the feeder thread sends the first part
+            assert time.monotonic() < deadline, "no part was streamed"
+            time.sleep(0.01)
+        machine.storage.slow("cancel_session", 0.5)
+        ticks: list[float] = []
+
+        async def unlink() -> None:
+            await machine.core.namespace.unlink(machine.core.inodes[ROOT_INODE], "a")
+
+        async def unlink_while_ticking() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(unlink)
+                while nursery.child_tasks:
+                    ticks.append(time.monotonic())
+                    await trio.sleep(0.01)
+
+        started = time.monotonic()
+        machine.run(unlink_while_ticking)
+        assert time.monotonic() - started >= 0.5, "the unlink did not wait for the cancel"
+        assert max(later - earlier for earlier, later in itertools.pairwise(ticks)) < 0.25, "the loop was blocked"
+        assert machine.storage.stat(BUCKET, "a") is None
+    finally:
+        machine.teardown()
 
 
 @pytest.fixture
