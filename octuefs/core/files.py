@@ -6,7 +6,6 @@ itself runs in worker threads (`Workers`), which change only the session handed 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from octuefs.metadata.model import OctueMetadata
 from octuefs.storage.gcs import ObjectStat
 from octuefs.uploads.session import WriteSession
 from octuefs.uploads.uploader import Uploader
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
