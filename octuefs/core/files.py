@@ -135,13 +135,17 @@ class Files(CoreParts):
         session = inode.write
         if session is None or inode.datafile is None:
             return
-        stat = await self.workers.uploading(self.uploader.upload, inode.datafile, session)
+        if session.dirty:  # else no thread is needed: a close after its flush has nothing to send
+            await self._send(inode, inode.datafile, session)
+        await self.finish_if_idle(inode)
+
+    async def _send(self, inode: Inode, datafile: Datafile, session: WriteSession) -> None:
+        stat = await self.workers.uploading(self.uploader.upload, datafile, session)
         if stat is not None:
             inode.generation_made_here = stat.generation
-            inode.refresh(inode.datafile)
+            inode.refresh(datafile)
             name = inode.path.rpartition("/")[2]
             self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
-        await self.finish_if_idle(inode)
 
     async def finish_if_idle(self, inode: Inode) -> None:
         """Drop the session once nothing holds it and nothing is left to upload. The caller holds `inode.lock`."""
