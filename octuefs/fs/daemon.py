@@ -19,8 +19,8 @@ from octuefs.fs.config import MountConfig
 from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
 from octuefs.logs import formatter
-from octuefs.staging import StagingArea, recover, remove_stale_parts
 from octuefs.storage.gcs import configure, get_storage
+from octuefs.uploads.staging import StagingArea, recover, remove_stale_parts
 from octuefs.uploads.uploader import Uploader
 
 logger = logging.getLogger(__name__)

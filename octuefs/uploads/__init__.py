@@ -1,8 +1,9 @@
 """Uploads of files written through the mount: staging, the write session and how its bytes go up.
 
 GCS objects cannot be changed in place, so a file being written lives in the staging area
-(`octuefs.staging`), one `WriteSession` per inode (`session.py`). `Uploader` (`uploader.py`) fills
-and changes the staged copy and chooses how it goes up, with the fallbacks of each:
+(`staging.py`, with recovery after a crash), one `WriteSession` per inode (`session.py`).
+`Uploader` (`uploader.py`) fills and changes the staged copy and chooses how it goes up
+(`sending.py`), with the fallbacks of each:
 
 - streamed parts (`feed.py`): a new or truncated file written front to back is sent while it is
   written; a rewrite of bytes already sent, a metadata change or a failed part falls back to whole;

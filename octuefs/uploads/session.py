@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 from octuefs.datafile import UploadRequest
-from octuefs.staging import StagedFile
 from octuefs.storage.gcs import ObjectStat
 from octuefs.uploads.feed import Feed
+from octuefs.uploads.staging import StagedFile
 
 
 class WriteStatus(enum.Enum):

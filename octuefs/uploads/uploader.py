@@ -19,11 +19,12 @@ from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile, UploadRequest
 from octuefs.errors import OctuefsError, PreconditionConflict
 from octuefs.reader import ObjectReader
-from octuefs.staging import StagingArea, disk_errors
 from octuefs.storage.gcs import ObjectStat
 from octuefs.storage.interface import Storage
+from octuefs.uploads import sending
 from octuefs.uploads.feed import Feed
 from octuefs.uploads.session import WriteSession, WriteStatus
+from octuefs.uploads.staging import StagingArea, disk_errors
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Uploader:
     def _feed_for(self, datafile: Datafile, session: WriteSession) -> Feed:
         part_size = self.storage.settings.upload_chunk_size
         return Feed(
+            self.storage,
             session.staged.data_path,
             part_size,
             lambda: self._next_request(datafile, session, dict(session.custom_changes)),
@@ -188,7 +190,7 @@ class Uploader:
         """Send the request; an append refused for another reason than a newer object (compose needs a
         storage class and permissions a plain upload does not) copies the hole in and goes up whole."""
         try:
-            return request.send(session.staged.data_path)
+            return sending.send(self.storage, request, session.staged.data_path)
         except PreconditionConflict:
             raise
         except OctuefsError as error:
@@ -198,7 +200,7 @@ class Uploader:
         self._copy_in_base(session)
         request = replace(request, base_size=0)
         session.record(request)
-        return request.send(session.staged.data_path)
+        return sending.send(self.storage, request, session.staged.data_path)
 
     def moved(self, session: WriteSession, original: ObjectStat, datafile: Datafile) -> None:
         """The object was copied to a new name (a rename): the hole now stands for the copy (the same

@@ -30,11 +30,11 @@ from octuefs.core.mount import MountCore
 from octuefs.errors import StorageError
 from octuefs.fs.config import MountConfig
 from octuefs.reader import ObjectReader
-from octuefs.staging import StagingArea
 from octuefs.storage.gcs import serving
 from octuefs.storage.memory import SESSION_GRANULE, MemoryStorage
 from octuefs.storage.objects import StorageSettings
 from octuefs.uploads import uploader
+from octuefs.uploads.staging import StagingArea
 from octuefs.uploads.uploader import Uploader
 
 BUCKET = "model-bucket"

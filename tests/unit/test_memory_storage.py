@@ -134,7 +134,7 @@ def fed(path: Path, data: bytes, executor: ThreadPoolExecutor) -> tuple[Feed, Da
     path.write_bytes(data)
     datafile = Datafile.for_new_object(BUCKET, "big.bin")
     request = datafile.content_upload_request()
-    feed = Feed(path, SESSION_GRANULE, lambda: request, executor)
+    feed = Feed(get_storage(), path, SESSION_GRANULE, lambda: request, executor)
     feed.written(0, len(data))
     executor.submit(lambda: None).result()  # after the feed's job: finish stops a feed not yet begun
     return feed, datafile
