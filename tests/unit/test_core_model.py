@@ -367,6 +367,38 @@ def test_unlinking_a_file_whose_upload_is_streaming_cancels_it_off_the_loop() ->
         machine.teardown()
 
 
+def test_an_inode_the_kernel_forgets_keeps_the_bytes_its_failed_close_left_staged() -> None:
+    """The kernel forgets an inode once no name or descriptor refers to it; bytes whose upload failed at
+    close stay with it, and the next open and close of the name lands them."""
+    machine = CoreModel()
+    try:
+        machine.create("a", None, False)
+        handle = machine.handles[0]
+        machine.run(machine._write, handle, 0, b"kept\n")
+        machine.break_uploads(1)
+        machine.close(_Draw(handle))
+        machine.core.inodes.forget(handle.inode.ino, handle.inode.lookups)
+        assert machine.core.inodes.find("a", False) is handle.inode
+        machine.repair_uploads()
+        machine.open_for_writing(_Draw("a"), False, False)
+        machine.close(_Draw(machine.handles[0]))
+        stat = machine.storage.require_stat(BUCKET, "a")
+        assert machine.storage.read_range(stat, 0, stat.size) == b"kept\n"
+        assert machine.core.inodes.writing() == []
+    finally:
+        machine.teardown()
+
+
+class _Draw:
+    """Stands in for hypothesis' data object where a rule draws one value: it draws `value`."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def draw(self, strategy: object) -> object:
+        return self.value
+
+
 @pytest.fixture
 def small_appends(monkeypatch: pytest.MonkeyPatch) -> None:
     """Objects of a few KiB are appended to by compose instead of copied in, so that path runs too."""
