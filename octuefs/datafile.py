@@ -43,7 +43,6 @@ from octuefs.storage import signed_urls
 from octuefs.storage.gcs import get_storage
 from octuefs.storage.objects import EMPTY_CRC32C, ObjectStat, crc32c_of_file
 from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
-from octuefs.storage.streaming import StreamingUpload
 
 HDF5_EXTENSIONS = frozenset({"hdf5", "h5"})
 HDF5_MODES = frozenset({"r", "r+", "w", "w-", "x", "a"})
@@ -79,20 +78,9 @@ class UploadRequest:
     metadata: dict[str, str]
     content_type: str
     if_generation_match: int
-    # The first bytes of `source` that are a hole standing for the object's own content (at generation
-    # `if_generation_match`): only what follows them is sent, and joined on in the cloud.
+    # The first bytes of a staged file that are a hole standing for the object's own content (at generation
+    # `if_generation_match`): only what follows them is sent, and joined on in the cloud (see octuefs.uploads).
     base_size: int = 0
-
-    def send(self, source: Path) -> ObjectStat:
-        storage, bucket, name = get_storage(), self.location.bucket, self.location.name
-        content_type, metadata, generation = self.content_type, self.metadata, self.if_generation_match
-        if self.base_size:
-            return storage.append(bucket, name, source, self.base_size, content_type, metadata, generation)
-        return storage.upload(bucket, name, source, content_type, metadata, generation)
-
-    def stream(self) -> StreamingUpload:
-        """Start sending a file that is still being written (see `octuefs.storage.streaming`)."""
-        return get_storage().start_upload(self.location, self.content_type, self.metadata, self.if_generation_match)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "location": self.location.path}
@@ -549,7 +537,10 @@ class Datafile:
     def _upload_content(
         self, target: CloudLocation, source: Path, target_stat: ObjectStat | None, update_metadata: bool
     ) -> ObjectStat:
-        return self._upload_request(target, target_stat, update_metadata).send(source)
+        request = self._upload_request(target, target_stat, update_metadata)
+        return get_storage().upload(
+            target.bucket, target.name, source, request.content_type, request.metadata, request.if_generation_match
+        )
 
     def _upload_request(
         self,

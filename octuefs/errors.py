@@ -101,6 +101,34 @@ class ReadOnlyFilesystem(OctuefsError):
     """A change to content was asked of a mount that does not write content (EROFS to programs)."""
 
 
+class Refused(OctuefsError):
+    """A request of the mount that POSIX answers with a refusal, not a failure (not counted as an error)."""
+
+
+class NoSuchEntry(Refused):
+    """The name is not in the directory (ENOENT)."""
+
+
+class AlreadyExists(Refused):
+    """The name is taken (EEXIST)."""
+
+
+class NotADirectory(Refused):
+    """A directory operation named a file (ENOTDIR)."""
+
+
+class IsADirectory(Refused):
+    """A file operation named a directory (EISDIR)."""
+
+
+class DirectoryNotEmpty(Refused):
+    """rmdir, or a rename over a directory, of a directory that holds something (ENOTEMPTY)."""
+
+
+class StaleObject(Refused):
+    """The object an open file reads was replaced or deleted by another writer (ESTALE)."""
+
+
 class MountError(OctuefsError):
     """A problem found before mounting: no FUSE, bad mountpoint, unreachable server, missing bucket."""
 

@@ -18,10 +18,10 @@ from octuefs.cache import ChunkCache
 from octuefs.fs.config import MountConfig
 from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
-from octuefs.fs.writes import WriteTracker
 from octuefs.logs import formatter
-from octuefs.staging import StagingArea, recover, remove_stale_parts
 from octuefs.storage.gcs import configure, get_storage
+from octuefs.uploads.staging import StagingArea, recover, remove_stale_parts
+from octuefs.uploads.uploader import Uploader
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     # again here would double each line and call bytes that were set aside "recovered".
     recover(staging, storage, config.resolved_cache_dir / "lost+found")
     remove_stale_parts(storage, config.bucket)
-    writes = WriteTracker(staging, cache, storage, config.chunk_size)
-    operations = BucketOperations(config, storage, cache, writes)
+    uploader = Uploader(staging, cache, storage, config.chunk_size)
+    operations = BucketOperations(config, storage, cache, uploader)
     record = pid_file(config.mountpoint)
     record.parent.mkdir(parents=True, exist_ok=True)
     pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))

@@ -13,8 +13,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from octuefs.errors import InvalidInputException, NameTooLong, OctuefsError
-from octuefs.storage.gcs import TEMPORARY_PREFIX, GCSStorage, ObjectStat
+from octuefs.errors import InvalidInputException, NameTooLong
+from octuefs.storage.gcs import TEMPORARY_PREFIX, ObjectStat
+from octuefs.storage.interface import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def representable(name: str, full_name: str) -> bool:
 class DirectoryCache:
     """Listings of mounted directories, each trusted for `ttl` seconds."""
 
-    def __init__(self, storage: GCSStorage, bucket: str, prefix: str, ttl: float) -> None:
+    def __init__(self, storage: Storage, bucket: str, prefix: str, ttl: float) -> None:
         self.storage = storage
         self.bucket = bucket
         self.root_prefix = f"{prefix}/" if prefix else ""
@@ -143,29 +144,16 @@ class DirectoryCache:
         self._probes.pop(path, None)
         return True
 
-    def fetch_for_lookups(self, path: str) -> Listing | None:
-        """The directory's listing if it is small enough and may be listed; None: go on probing names."""
-        try:
-            listing = self._list(path, LOOKUP_LISTING_LIMIT)
-        except OctuefsError as error:
-            logger.info("%s: not listed for lookups (%s); looking names up one by one", self.dir_prefix(path), error)
-            listing = None
-        if listing is None:
-            self._probe_only.add(path)
-        return listing
-
-    def fetch(self, path: str) -> Listing:
-        """List one directory (one request per 1000 entries; blocking, run it in a worker thread)."""
-        listing = self._list(path, None)
-        assert listing is not None
-        return listing
-
-    def _list(self, path: str, limit: int | None) -> Listing | None:
-        """The listing (also cached), or None when the directory holds `limit` entries or more."""
+    def start_listing(self, path: str) -> int:
+        """Before a listing of `path` is sent (on the loop): its version, for `keep` to compare."""
         self._probes.pop(path, None)
+        return self._versions.get(path, 0)
+
+    def read(self, path: str, limit: int | None) -> Listing | None:
+        """List one directory (one request per 1000 entries): the listing, not cached, or None when it
+        holds `limit` entries or more. Blocking and changing nothing here: run it in a worker thread."""
         prefix = self.dir_prefix(path)
         started = time.monotonic()
-        version = self._versions.get(path, 0)
         result = self.storage.list(self.bucket, prefix, delimiter="/", limit=limit)
         if limit is not None and len(result.objects) + len(result.prefixes) >= limit:
             return None
@@ -182,13 +170,20 @@ class DirectoryCache:
                 logger.warning("gs://%s/%s is both an object and a prefix; showing the object", self.bucket, sub_prefix)
                 continue
             entries[name] = DirEntry(name, True, seen_at=started)
-        listing = Listing(entries, time.monotonic())
+        return Listing(entries, time.monotonic())
+
+    def keep(self, path: str, listing: Listing, version: int) -> None:
+        """Cache a listing (on the loop), unless a local change to the directory came after it was sent."""
         if self._versions.get(path, 0) == version:
             self._listings[path] = listing
-        return listing
+
+    def probe_only(self, path: str) -> None:
+        """The directory is too big to list for lookups, or its listing was refused: probe names in it."""
+        self._probe_only.add(path)
 
     def probe(self, path: str) -> DirEntry | None:
-        """Find one name without listing its whole directory: the object first, then the prefix.
+        """Find one name without listing its whole directory: the object first, then the prefix (blocking,
+        changing nothing here: run it in a worker thread).
 
         A name that listings hide is not found here either, or it would be reachable (by typing its
         name before its directory was listed) and then vanish once the directory is listed.

@@ -17,17 +17,24 @@ from typing import Any, TypeVar
 import pyfuse3
 
 from octuefs.errors import (
+    AlreadyExists,
     ChecksumMismatch,
     CloudObjectNotFound,
+    DirectoryNotEmpty,
     InvalidInputException,
+    IsADirectory,
     LocalFileNotFound,
     MetadataTooLargeError,
     NameTooLong,
     NoSuchAttribute,
+    NoSuchEntry,
+    NotADirectory,
     PreconditionConflict,
     ReadOnlyAttribute,
     ReadOnlyFilesystem,
+    Refused,
     StagingDiskError,
+    StaleObject,
     StorageError,
     UnsupportedAttribute,
 )
@@ -36,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 # Most specific first: MetadataTooLargeError and NameTooLong are also InvalidInputExceptions.
 ERRNO_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (NoSuchEntry, errno.ENOENT),
+    (AlreadyExists, errno.EEXIST),
+    (NotADirectory, errno.ENOTDIR),
+    (IsADirectory, errno.EISDIR),
+    (DirectoryNotEmpty, errno.ENOTEMPTY),
+    (StaleObject, errno.ESTALE),
     (MetadataTooLargeError, errno.E2BIG),
     (NameTooLong, errno.ENAMETOOLONG),
     (InvalidInputException, errno.EINVAL),
@@ -74,11 +87,11 @@ def fuse_errors(method: Handler) -> Handler:
         started = time.monotonic()
         try:
             result = await method(self, *args)
-        except pyfuse3.FUSEError as error:
-            _log_operation(
-                self, method.__name__, first, args, started, errno.errorcode.get(error.errno, str(error.errno))
-            )
-            raise
+        except (pyfuse3.FUSEError, Refused) as error:
+            # An answer POSIX gives (ENOENT, EEXIST, ENOTEMPTY, ...), not a failure: not counted as one.
+            code = error.errno if isinstance(error, pyfuse3.FUSEError) else (errno_for(error) or errno.EIO)
+            _log_operation(self, method.__name__, first, args, started, errno.errorcode.get(code, str(code)))
+            raise pyfuse3.FUSEError(code) from None
         except Exception as error:
             where = self.describe_argument(first, args[0]) if args else "-"
             code = errno_for(error)

@@ -1,4 +1,5 @@
-"""Open files: one reader per open, pinned to the generation that was opened, plus readahead.
+"""Open files, typed by what they read: a ReadHandle reads an object through its reader (pinned to the
+generation that was opened, plus readahead); a WriteHandle reads and writes the inode's staged bytes.
 
 The kernel sends reads of at most 128 KiB, so throughput comes from our own readahead: while a
 reader stays sequential, chunks ahead of it are fetched in parallel, the window doubling up to
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 import trio
 
+from octuefs.core.inodes import Inode
 from octuefs.fs.dirs import DirEntry
-from octuefs.fs.inodes import Inode
 from octuefs.reader import ObjectReader
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,25 @@ class DirHandle:
 
 
 @dataclass
-class FileHandle:
-    """An open file: a reader pinned to a generation, or (reader None) a handle on staged bytes."""
+class WriteHandle:
+    """An open file on the inode's staged bytes: opened for writing, or opened while the file was being
+    written here (its reads must see the staged bytes). Each counts as one holder of the write session."""
 
     inode: Inode
-    reader: ObjectReader | None
-    max_readahead: int
     append: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.inode.path
+
+
+@dataclass
+class ReadHandle:
+    """An open file reading an object: a reader pinned to a generation, with its readahead state."""
+
+    inode: Inode
+    reader: ObjectReader
+    max_readahead: int
     next_offset: int = 0
     sequential_bytes: int = 0
     prefetched_until: int = 0
@@ -56,7 +69,6 @@ class FileHandle:
         a few scattered pieces and must not pull in megabytes it never asked for. The window is
         refilled in large spans once half of it has been consumed, so each GET is big.
         """
-        assert self.reader is not None
         chunk_size = self.reader.chunk_size
         # The kernel sends several reads of one sequential stream at once, and they may arrive out
         # of order: a read near the expected offset still counts as sequential.
@@ -79,9 +91,11 @@ class FileHandle:
         return [(first, min(SPAN_CHUNKS, end - first)) for first in range(start, end, SPAN_CHUNKS)]
 
 
-async def prefetch(handle: FileHandle, span: tuple[int, int], limiter: trio.CapacityLimiter) -> None:
+FileHandle = ReadHandle | WriteHandle
+
+
+async def prefetch(handle: ReadHandle, span: tuple[int, int], limiter: trio.CapacityLimiter) -> None:
     """Fetch chunks ahead of the reader; a failure is only logged (the read itself will retry)."""
-    assert handle.reader is not None
     first, count = span
     try:
         await trio.to_thread.run_sync(handle.reader.fetch_span, first, count, limiter=limiter)

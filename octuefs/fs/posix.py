@@ -10,8 +10,10 @@ from __future__ import annotations
 import stat as stat_module
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyfuse3
+if TYPE_CHECKING:
+    import pyfuse3
 
 MTIME_KEY = "goog-reserved-file-mtime"
 MODE_KEY = "goog-reserved-posix-mode"

@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 
 from octuefs.datafile import Datafile
-from octuefs.staging import StagingArea, recover, remove_stale_parts
 from octuefs.storage.gcs import TEMPORARY_PREFIX, get_storage
+from octuefs.uploads.staging import StagingArea, recover, remove_stale_parts
 
 
 def test_new_file_is_uploaded_with_its_metadata(bucket, tmp_path, proxy) -> None:

@@ -137,3 +137,20 @@ def test_a_file_open_for_reading_keeps_reading_after_its_directory_is_renamed(mo
     finally:
         mounted.call(os.close, reader)
         mounted.call(os.close, moved)
+
+
+def test_a_directory_renamed_while_a_file_in_it_is_being_written_moves_with_every_byte(mount, bucket):
+    """Each file being written under the directory is uploaded and copied within one hold of its lock:
+    a write arriving meanwhile waits and lands under the new name, and the rename succeeds."""
+    mounted = mount()
+    mounted.call(os.mkdir, mounted / "d")
+    lines = "".join(f"line {number}\n" for number in range(1, 151))
+    script = (  # sleep's output goes elsewhere: a process closing its copy of the descriptor would flush it
+        'for i in $(seq 150); do printf "line %d\\n" "$i"; sleep 0.005 >/dev/null; done > d/f & '
+        "sleep 0.2; mv d e; status=$?; wait; exit $status"
+    )
+    mounted.sh("sh", "-c", f"cd {mounted.path} && {{ {script}; }}")
+    assert mounted.read_bytes("e/f") == lines.encode()
+    assert bucket.blob("e/f").download_as_bytes() == lines.encode()
+    assert bucket.get_blob("d/f") is None
+    assert lost_and_found(mounted) == []

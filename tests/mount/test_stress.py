@@ -28,8 +28,8 @@ from octuefs import Datafile
 from octuefs.cache import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY_BYTES
 from octuefs.fs.config import MountConfig
 from octuefs.fs.handles import SPAN_CHUNKS
-from octuefs.fs.writes import JOIN_MIN_BYTES
 from octuefs.fs.xattrs import STATS
+from octuefs.uploads.uploader import JOIN_MIN_BYTES
 from tests.mount.conftest import alive
 from tests.support import stress_workers
 from tests.support.stress_workers import object_content

@@ -14,10 +14,10 @@ import pytest
 from octuefs.cloud_metadata import MAX_CONFLICT_RETRIES
 from octuefs.datafile import Datafile
 from octuefs.errors import PreconditionConflict, StorageError
-from octuefs.fs.feeds import Feed
 from octuefs.storage.gcs import get_storage, serving
 from octuefs.storage.memory import SESSION_GRANULE, MemoryStorage
 from octuefs.storage.paths import CloudLocation
+from octuefs.uploads.feed import Feed
 
 BUCKET = "memory-bucket"
 
@@ -134,7 +134,7 @@ def fed(path: Path, data: bytes, executor: ThreadPoolExecutor) -> tuple[Feed, Da
     path.write_bytes(data)
     datafile = Datafile.for_new_object(BUCKET, "big.bin")
     request = datafile.content_upload_request()
-    feed = Feed(path, SESSION_GRANULE, lambda: request, executor)
+    feed = Feed(get_storage(), path, SESSION_GRANULE, lambda: request, executor)
     feed.written(0, len(data))
     executor.submit(lambda: None).result()  # after the feed's job: finish stops a feed not yet begun
     return feed, datafile

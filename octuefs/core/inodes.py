@@ -1,7 +1,9 @@
 """Inodes: numbers that stay the same for a path for the life of the mount, with kernel lookup counts.
 
 A path keeps its number even after the kernel forgets it (only the heavy state is dropped), so
-tools that compare inode numbers across calls (`find`, `tar`, `du`) see a stable tree.
+tools that compare inode numbers across calls (`find`, `tar`, `du`) see a stable tree. An `Inode`
+owns everything about one file: its view of the object, its write session and the lock that
+serialises changes to them (see `octuefs.core` for the lock order).
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import pyfuse3
 import trio
 
 from octuefs.datafile import Datafile
 from octuefs.errors import CloudObjectNotFound
 from octuefs.storage.gcs import ObjectStat
+from octuefs.uploads.session import WriteSession
+
+# The kernel's number for the mount's root (FUSE_ROOT_ID).
+ROOT_INODE = 1
 
 
 @dataclass
@@ -33,10 +38,13 @@ class Inode:
     # The generation this mount's last upload or rename of the file made: handles opened before it read
     # it (a rename's copy holds the bytes they were reading, and the object they were reading is gone).
     generation_made_here: int | None = None
-    # Held while a change of the object (content upload, metadata PATCH) is sent and its answer adopted:
-    # each answer replaces the Datafile's stat, so two in flight at once can leave it at the older
-    # generation, and every later upload of the file then fails its generation precondition.
-    sending: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
+    # Taken on the loop around every change of the write session and every change sent for the object
+    # (open for writing, write, truncate, upload, metadata PATCH, rename, unlink) and the adoption of its
+    # answer: each answer replaces the Datafile's stat, so two in flight at once could leave it at the
+    # older generation, and every later upload of the file would then fail its generation precondition.
+    lock: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
+    # GUARDED_BY(lock): the staged bytes being written here and their upload state; None when not written.
+    write: WriteSession | None = field(default=None, repr=False, compare=False)
     _stat: ObjectStat | None = None
     _datafile: Datafile | None = None
 
@@ -69,11 +77,17 @@ class Inode:
 
 
 class InodeTable:
+    """Every inode the kernel knows of, and the files being written. Changed only on the trio loop, each
+    change one step with no await inside, so it needs no lock."""
+
     def __init__(self) -> None:
-        root = Inode(pyfuse3.ROOT_INODE, "", True, lookups=1)
+        root = Inode(ROOT_INODE, "", True, lookups=1)
         self._by_ino: dict[int, Inode] = {root.ino: root}
         self._numbers: dict[tuple[str, bool], int] = {("", True): root.ino}
         self._next = root.ino + 1
+        # Inodes holding a write session: kept though the kernel forgets them (a failed upload's bytes
+        # stay staged for the next flush), and walked by listings, which must show files not uploaded yet.
+        self._writing: dict[int, Inode] = {}
 
     def __getitem__(self, ino: int) -> Inode:
         try:
@@ -126,10 +140,26 @@ class InodeTable:
         if self._numbers.get((inode.path, inode.is_dir)) == inode.ino:
             del self._numbers[(inode.path, inode.is_dir)]
 
+    def start_writing(self, inode: Inode, session: WriteSession) -> None:
+        """The caller holds `inode.lock`."""
+        inode.write = session
+        self._writing[inode.ino] = inode
+
+    def stop_writing(self, inode: Inode) -> WriteSession | None:
+        """The caller holds `inode.lock`; the session is returned for its staged files to be removed."""
+        session, inode.write = inode.write, None
+        self._writing.pop(inode.ino, None)
+        if inode.lookups <= 0 and self._by_ino.get(inode.ino) is inode and inode.ino != ROOT_INODE:
+            del self._by_ino[inode.ino]
+        return session
+
+    def writing(self) -> list[Inode]:
+        return list(self._writing.values())
+
     def forget(self, ino: int, count: int) -> None:
         inode = self._by_ino.get(ino)
-        if inode is None or ino == pyfuse3.ROOT_INODE:
+        if inode is None or ino == ROOT_INODE:
             return
         inode.lookups -= count
-        if inode.lookups <= 0:
+        if inode.lookups <= 0 and inode.write is None:
             del self._by_ino[ino]

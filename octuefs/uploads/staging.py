@@ -25,6 +25,7 @@ from octuefs.datafile import UploadRequest
 from octuefs.errors import OctuefsError, StagingDiskError
 from octuefs.storage.gcs import TEMPORARY_PREFIX
 from octuefs.storage.interface import Storage
+from octuefs.uploads import sending
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _recover_one(area: StagingArea, staged: StagedFile, storage: Storage, lost_a
     current = storage.stat(location.bucket, location.name)
     current_generation = current.generation if current else 0
     if current_generation == request.if_generation_match:
-        stat = request.send(staged.data_path)
+        stat = sending.send(storage, request, staged.data_path)
         area.remove(staged)
         return f"uploaded {stat.size} bytes to {location} (generation {stat.generation})"
     lost_and_found.mkdir(parents=True, exist_ok=True)

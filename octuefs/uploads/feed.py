@@ -20,15 +20,23 @@ from pathlib import Path
 from octuefs.datafile import UploadRequest
 from octuefs.errors import OctuefsError, PreconditionConflict
 from octuefs.storage.gcs import ObjectStat
+from octuefs.storage.interface import Storage
 from octuefs.storage.streaming import StreamingUpload
+from octuefs.uploads import sending
 
 logger = logging.getLogger(__name__)
 
 
 class Feed:
     def __init__(
-        self, path: Path, part_size: int, request_for: Callable[[], UploadRequest], executor: ThreadPoolExecutor
+        self,
+        storage: Storage,
+        path: Path,
+        part_size: int,
+        request_for: Callable[[], UploadRequest],
+        executor: ThreadPoolExecutor,
     ) -> None:
+        self.storage = storage
         self.path = path
         self.part_size = part_size
         self._request_for = request_for
@@ -60,7 +68,7 @@ class Feed:
                 while (end := self._claim(os.fstat(file.fileno()).st_size)) is not None:
                     if self.upload is None:
                         self.request = self._request_for()
-                        self.upload = self.request.stream()
+                        self.upload = sending.stream(self.storage, self.request)
                     self.upload.send(file.fileno(), end)
         except (OctuefsError, OSError) as error:
             logger.warning("%s: sending it while it is written failed (%s); it will go up whole", self.path, error)

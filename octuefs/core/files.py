@@ -1,0 +1,216 @@
+"""File content: fresh views of objects, write sessions, uploads, truncates and metadata changes.
+
+Every change to one inode runs under `inode.lock` (see `octuefs.core` for the lock order); the work
+itself runs in worker threads (`Workers`), which change only the session handed to them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from octuefs.cache import ChunkCache
+from octuefs.core.inodes import Inode
+from octuefs.core.parts import CoreParts
+from octuefs.datafile import Datafile
+from octuefs.errors import CloudObjectNotFound, StaleObject
+from octuefs.fs import posix
+from octuefs.fs.dirs import DirEntry
+from octuefs.metadata.model import OctueMetadata
+from octuefs.storage.gcs import ObjectStat
+from octuefs.uploads.session import WriteSession
+from octuefs.uploads.uploader import Uploader
+
+
+@dataclass
+class Files(CoreParts):
+    cache: ChunkCache
+    uploader: Uploader
+    mounted_at_ns: int = field(default_factory=time.time_ns)
+
+    def location(self, inode: Inode) -> str:
+        return self.location_of(inode.path)
+
+    def attributes(self, inode: Inode) -> tuple[int, posix.PosixAttributes]:
+        """Size and POSIX attributes: staged while being written here, else from the object."""
+        stat = inode.stat
+        custom = dict(stat.metadata) if stat else {}
+        updated_ns = int(stat.updated.timestamp() * 1e9) if stat and stat.updated else self.mounted_at_ns
+        session = inode.write
+        if session is not None:
+            custom.update(session.custom_changes)
+            updated_ns = session.modified_ns
+        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
+        attributes = posix.read(custom, default)
+        if session is not None:
+            return session.size, attributes
+        return (stat.size if stat else 0), attributes
+
+    async def fresh(self, inode: Inode) -> Datafile:
+        """The file's datafile, re-read from the server once it is older than the metadata TTL.
+
+        While the file is being written here, the staged state is what is true, so nothing is re-read.
+        Adopting the answer is one step on the loop, ordered by when each request was sent: no lock.
+        """
+        if inode.write is not None and inode.datafile is not None:
+            return inode.datafile
+        if not inode.known or not inode.is_fresh(self.config.metadata_ttl):
+            started = time.monotonic()
+            stat = await self.workers.blocking(self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path))
+            if inode.known and inode.refreshed_at > started:
+                # An upload or metadata change finished while this stat was out: what it adopted is newer,
+                # and an older generation adopted here would make the next upload of the file fail.
+                assert inode.datafile is not None
+                return inode.datafile
+            if stat is None:
+                raise CloudObjectNotFound(f"{self.location(inode)}: no longer exists.")
+            inode.refresh_stat(stat, started)
+        assert inode.datafile is not None
+        return inode.datafile
+
+    def pending(self) -> list[Inode]:
+        """Files being written here that still have a name: no server listing shows them before upload."""
+        return [inode for inode in self.inodes.writing() if inode.write is not None and not inode.write.unlinked]
+
+    def pending_under(self, path: str) -> list[Inode]:
+        return [inode for inode in self.pending() if inode.path.startswith(path + "/")]
+
+    # Writing ---------------------------------------------------------------------------------------
+
+    async def open_for_writing(
+        self, inode: Inode, truncate: bool, new: Datafile | None = None, attributes: dict[str, str] | None = None
+    ) -> None:
+        """Count one more write handle on the inode's session (staged now if it has none). `new` is the
+        datafile of a file being created (there is no object to ask about yet), `attributes` its mode
+        and owner, put into the session before any part of it is streamed."""
+        self.require_writable(inode.path)
+        async with inode.lock:
+            session = await self._hold(inode, new or await self.fresh(inode), truncate)
+            session.custom_changes.update(attributes or {})
+        inode.last_opened_generation = None
+
+    async def _hold(self, inode: Inode, datafile: Datafile, truncate: bool, keep: int | None = None) -> WriteSession:
+        """The inode's session counted as one more holder. The caller holds `inode.lock`."""
+        session = inode.write
+        if session is None:
+            session = await self.workers.on_disk(self.uploader.begin, datafile, truncate, keep)
+            self.inodes.start_writing(inode, session)
+        elif truncate:
+            await self.workers.on_disk(self.uploader.truncate, session, 0)
+        session.holders += 1
+        return session
+
+    async def write(self, inode: Inode, offset: int, data: bytes, append: bool) -> int:
+        async with inode.lock:
+            session = inode.write
+            assert session is not None, "a write handle holds its inode's session"
+            return await self.workers.on_disk(self.uploader.write, session, offset, data, append)
+
+    async def read_staged(self, session: WriteSession, offset: int, size: int) -> bytes:
+        """Without the inode's lock: reads go through a descriptor of their own."""
+        try:
+            return await self.workers.on_disk(self.uploader.read, session, offset, size)
+        except CloudObjectNotFound as error:
+            # The object whose bytes the staged copy has not copied in yet was replaced or deleted.
+            raise StaleObject(str(error)) from None
+
+    async def flush(self, inode: Inode) -> None:
+        async with inode.lock:
+            await self.upload(inode)
+
+    async def release(self, inode: Inode) -> None:
+        """A write handle closed: the last one uploads what is staged and drops the session."""
+        async with inode.lock:
+            session = inode.write
+            if session is None:
+                return
+            session.holders -= 1
+            if session.holders <= 0:
+                await self.upload(inode)
+
+    async def upload(self, inode: Inode) -> None:
+        """Send the staged bytes if they changed, then drop the session if no handle holds it (a close
+        whose upload failed leaves it to the next flush, close or rename). The caller holds `inode.lock`."""
+        session = inode.write
+        if session is None or inode.datafile is None:
+            return
+        if session.dirty:  # else no thread is needed: a close after its flush has nothing to send
+            await self._send(inode, inode.datafile, session)
+        await self.finish_if_idle(inode)
+
+    async def _send(self, inode: Inode, datafile: Datafile, session: WriteSession) -> None:
+        stat = await self.workers.uploading(self.uploader.upload, datafile, session)
+        if stat is not None:
+            inode.generation_made_here = stat.generation
+            inode.refresh(datafile)
+            name = inode.path.rpartition("/")[2]
+            self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
+
+    async def finish_if_idle(self, inode: Inode) -> None:
+        """Drop the session once nothing holds it and nothing is left to upload. The caller holds `inode.lock`."""
+        session = inode.write
+        if session is not None and session.holders <= 0 and not session.dirty:
+            self.inodes.stop_writing(inode)
+            await self.workers.on_disk(self.uploader.discard, session)
+
+    async def orphan(self, inode: Inode) -> None:
+        """The file lost its name: its staged bytes are never uploaded. The caller holds `inode.lock`."""
+        if inode.write is not None:
+            await self.workers.blocking(self.uploader.orphan, inode.write)
+            await self.finish_if_idle(inode)
+
+    async def moved(self, inode: Inode, original: ObjectStat, copied: ObjectStat) -> None:
+        """Point the inode, and its staged bytes if it is being written, at the copy of its object: the
+        kernel keeps asking about it by number, and an upload still aimed at the old name would fail.
+        The caller holds `inode.lock`."""
+        inode.refresh_stat(copied)
+        inode.generation_made_here = copied.generation
+        if inode.write is not None:
+            assert inode.datafile is not None
+            await self.workers.on_disk(self.uploader.moved, inode.write, original, inode.datafile)
+
+    # Attributes and metadata -----------------------------------------------------------------------
+
+    async def set_attributes(self, inode: Inode, size: int | None, changes: dict[str, str]) -> None:
+        """A truncate to `size` (None: none) and POSIX attribute changes (chmod, chown, touch)."""
+        self.require_writable(inode.path)
+        async with inode.lock:
+            try:
+                await self._set_attributes(inode, size, changes)
+            finally:
+                await self.finish_if_idle(inode)  # after a refused truncate too: nothing to keep
+
+    async def _set_attributes(self, inode: Inode, size: int | None, changes: dict[str, str]) -> None:
+        datafile = await self.fresh(inode)
+        session = inode.write
+        if size is not None:
+            session = await self._hold(inode, datafile, False, size)
+        try:
+            if size is not None:
+                assert session is not None
+                await self.workers.on_disk(self.uploader.truncate, session, size)
+            if session is not None and session.dirty and changes:
+                session.change_attributes(changes)
+            elif changes:
+                # Also when the file is open but already uploaded: the release would have nothing to send.
+                datafile = await self.fresh(inode)
+                await self.workers.blocking(datafile.update_custom_metadata, changes)
+                inode.refresh(datafile)
+        finally:
+            if size is not None and session is not None:
+                session.holders -= 1
+        if session is not None and session.holders <= 0:
+            await self.upload(inode)
+
+    async def change_metadata(self, inode: Inode, change: Callable[[Datafile], OctueMetadata]) -> None:
+        """Compute the change from, and write it through, the inode's current Datafile under its lock: a
+        change computed from a view another change replaced meanwhile would be adopted over it, and an
+        upload sent from that view would carry metadata without it.
+
+        Then mark the inode's view as the newest: listings sent before the write finished may hold the
+        old metadata and must not replace it (see `Namespace.adopt`)."""
+        async with inode.lock:
+            datafile = await self.fresh(inode)
+            await self.workers.blocking(datafile.save_metadata, change(datafile))
+            inode.refresh(datafile)

@@ -1,0 +1,25 @@
+"""The core's pieces for one mount, wired together (by the FUSE adapter, or a test driving it without FUSE)."""
+
+from __future__ import annotations
+
+from octuefs.cache import ChunkCache
+from octuefs.core.files import Files
+from octuefs.core.inodes import InodeTable
+from octuefs.core.namespace import Namespace
+from octuefs.core.workers import Workers
+from octuefs.fs.config import MountConfig
+from octuefs.fs.dirs import DirectoryCache
+from octuefs.storage.interface import Storage
+from octuefs.uploads.uploader import Uploader
+
+
+class MountCore:
+    def __init__(self, config: MountConfig, storage: Storage, cache: ChunkCache, uploader: Uploader) -> None:
+        self.config = config
+        self.storage = storage
+        self.cache = cache
+        self.inodes = InodeTable()
+        self.dirs = DirectoryCache(storage, config.bucket, config.prefix, config.metadata_ttl)
+        self.workers = Workers(config.storage_threads)
+        self.files = Files(config, storage, self.inodes, self.dirs, self.workers, cache, uploader)
+        self.namespace = Namespace(config, storage, self.inodes, self.dirs, self.workers, self.files)

@@ -1,0 +1,257 @@
+"""Names: lookups and the inodes they adopt, directory listings with files not uploaded yet, and
+create, mkdir, rmdir, unlink and rename (of files and directories) on the bucket.
+
+Names arrive decoded (str); what answers the kernel is the FUSE adapter's (`octuefs.fs.operations`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from octuefs.core.files import Files
+from octuefs.core.inodes import Inode
+from octuefs.core.parts import CoreParts
+from octuefs.datafile import Datafile
+from octuefs.errors import (
+    AlreadyExists,
+    DirectoryNotEmpty,
+    IsADirectory,
+    NoSuchEntry,
+    NotADirectory,
+    OctuefsError,
+)
+from octuefs.fs import posix
+from octuefs.fs.dirs import LOOKUP_LISTING_LIMIT, DirEntry, Listing
+from octuefs.storage.gcs import ObjectStat
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Namespace(CoreParts):
+    files: Files
+
+    @staticmethod
+    def child_path(parent: Inode, name: str) -> str:
+        return f"{parent.path}/{name}" if parent.path else name
+
+    def adopt(self, path: str, entry: DirEntry) -> Inode:
+        """The inode for a listed or probed entry, its view of the object brought up to date.
+
+        Only newer knowledge replaces the inode's: a directory listing is reused for the whole TTL, and
+        adopting it after a setxattr would bring the old metadata back, which the next setxattr would
+        then write over the change just made.
+        """
+        inode = self.inodes.entry(path, entry.is_dir)
+        if inode.write is not None:
+            # Its upload must stay guarded by the generation its bytes came from: adopting a newer
+            # listed generation would let our upload overwrite another writer's object.
+            return inode
+        if entry.stat is not None and (not inode.known or entry.seen_at >= inode.refreshed_at):
+            inode.refresh_stat(entry.stat, entry.seen_at)
+        return inode
+
+    async def lookup(self, parent: Inode, name: str) -> Inode | None:
+        """The inode of `name` in `parent` (asking the server if needed), without counting a kernel lookup."""
+        path = self.child_path(parent, name)
+        self.dirs.require_short(path)
+        pending = self.inodes.find(path, False)
+        listing = self.dirs.fresh(parent.path)
+        if listing is None and self.dirs.worth_listing(parent.path):
+            listing = await self._listing_for_lookups(parent.path)
+        entry: DirEntry | None
+        if pending is not None and pending.write is not None:
+            entry = DirEntry(name, False)
+        elif listing is not None:
+            entry = listing.entries.get(name)
+        else:
+            entry = await self.workers.blocking(self.dirs.probe, path)
+        return self.adopt(path, entry) if entry is not None else None
+
+    async def entries(self, directory: Inode) -> list[DirEntry]:
+        """What the directory holds, sorted by name: its listing and the files being written in it."""
+        if not directory.is_dir:
+            raise NotADirectory(f"{self.files.location(directory)}: not a directory.")
+        listing = self.dirs.fresh(directory.path) or await self._listing(directory.path, None)
+        assert listing is not None, "a listing without a limit is never refused for its size"
+        entries = dict(listing.entries)
+        for inode in self.files.pending():
+            parent, _, name = inode.path.rpartition("/")
+            if parent == directory.path:
+                entries.setdefault(name, DirEntry(name, False))
+        return [entries[name] for name in sorted(entries)]
+
+    async def _listing(self, path: str, limit: int | None) -> Listing | None:
+        """Listed in a worker, cached here on the loop (None: `limit` entries or more)."""
+        version = self.dirs.start_listing(path)
+        listing = await self.workers.blocking(self.dirs.read, path, limit)
+        if listing is not None:
+            self.dirs.keep(path, listing, version)
+        return listing
+
+    async def _listing_for_lookups(self, path: str) -> Listing | None:
+        """The directory's listing if it is small enough and may be listed; None: go on probing names."""
+        try:
+            listing = await self._listing(path, LOOKUP_LISTING_LIMIT)
+        except OctuefsError as error:
+            logger.info("%s: not listed for lookups (%s); looking names up one by one", self.location_of(path), error)
+            listing = None
+        if listing is None:
+            self.dirs.probe_only(path)
+        return listing
+
+    async def create(self, parent: Inode, name: str, mode: int, uid: int, gid: int) -> Inode:
+        """A new file, open for writing, showing the mode and owner it was created with."""
+        path = self.child_path(parent, name)
+        self.require_writable(path)
+        self.dirs.require_representable(path)
+        inode = self.inodes.entry(path, False)
+        datafile = Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path))
+        inode.refresh(datafile)
+        inode.created_here = True
+        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
+        await self.files.open_for_writing(inode, True, datafile, posix.created(mode, uid, gid, default))
+        return inode
+
+    async def mkdir(self, parent: Inode, name: str) -> Inode:
+        path = self.child_path(parent, name)
+        self.require_writable(path)
+        if await self.lookup(parent, name) is not None:
+            raise AlreadyExists(f"{self.location_of(path)}: already exists.")
+        self.dirs.require_representable(path)
+        await self.workers.blocking(self.storage.create_placeholder, self.config.bucket, self.dirs.dir_prefix(path))
+        self.dirs.record(path, DirEntry(name, True))
+        self.dirs.record_empty(path)
+        return self.inodes.entry(path, True)
+
+    async def _existing(self, parent: Inode, name: str) -> Inode:
+        inode = await self.lookup(parent, name)
+        if inode is None:
+            path = self.child_path(parent, name)
+            raise NoSuchEntry(f"{self.location_of(path)}: no such file or directory.")
+        return inode
+
+    async def rmdir(self, parent: Inode, name: str) -> None:
+        inode = await self._existing(parent, name)
+        if not inode.is_dir:
+            raise NotADirectory(f"{self.files.location(inode)}: not a directory.")
+        prefix = self.dirs.dir_prefix(inode.path)
+        listing = await self.workers.blocking(self.storage.list, self.config.bucket, prefix, "/", None, 2)
+        if (
+            listing.prefixes
+            or any(stat.name != prefix for stat in listing.objects)
+            or self.files.pending_under(inode.path)
+        ):
+            raise DirectoryNotEmpty(f"{self.files.location(inode)}: directory not empty.")
+        for stat in listing.objects:
+            await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        self.dirs.invalidate(parent.path)
+        self.dirs.invalidate(inode.path)
+
+    async def unlink(self, parent: Inode, name: str) -> None:
+        inode = await self._existing(parent, name)
+        if inode.is_dir:
+            raise IsADirectory(f"{self.files.location(inode)}: is a directory.")
+        async with inode.lock:
+            stat = inode.stat  # read under the lock: an upload that was in flight has landed
+            if stat is not None:
+                await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+            await self.files.orphan(inode)
+            self.dirs.record(inode.path, None)
+            self.inodes.detach(inode)
+
+    async def rename(
+        self, old_parent: Inode, old_name: str, new_parent: Inode, new_name: str, no_replace: bool
+    ) -> None:
+        source = await self._existing(old_parent, old_name)
+        new_path = self.child_path(new_parent, new_name)
+        self.require_writable(new_path)
+        target = await self.lookup(new_parent, new_name)
+        self.dirs.require_representable(new_path)
+        if target is not None and no_replace:
+            raise AlreadyExists(f"{self.files.location(target)}: already exists.")
+        if target is not None and target.is_dir != source.is_dir:
+            if target.is_dir:
+                raise IsADirectory(f"{self.files.location(target)}: is a directory.")
+            raise NotADirectory(f"{self.files.location(target)}: not a directory.")
+        if source.is_dir:
+            await self._rename_directory(source, new_path, target)
+        else:
+            async with source.lock:
+                await self._rename_file(source, new_path, target)
+            if target is not None:
+                async with target.lock:
+                    await self.files.orphan(target)
+        self.dirs.invalidate(old_parent.path)
+        self.dirs.invalidate(new_parent.path)
+        self.inodes.move(source.path, new_path, source.is_dir)
+
+    async def _rename_file(self, source: Inode, new_path: str, target: Inode | None) -> None:
+        """Copy on the server with the complete metadata, then delete the original; both guarded. The
+        caller holds `source.lock`."""
+        await self.files.upload(source)
+        datafile = await self.files.fresh(source)
+        stat = datafile.cloud_stat
+        if stat is None:
+            raise NoSuchEntry(f"{self.files.location(source)}: no such file.")
+        target_stat = target.stat if target is not None else None
+        name = self.dirs.object_name(new_path)
+        generation = target_stat.generation if target_stat else 0
+        metadata, content_type = dict(stat.metadata), stat.content_type
+        if target is not None and target_stat is not None and source.created_here and not _has_user_metadata(datafile):
+            # Writing a new file and renaming it over the old one is how sed -i, rsync and editors
+            # save: the file keeps its identity (Octue id, tags, labels, foreign keys, content type).
+            assert target.datafile is not None
+            inherited = target.datafile.content_upload_request(posix.carried(stat.metadata))
+            metadata, content_type = inherited.metadata, inherited.content_type
+        copied = await self.workers.blocking(
+            self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type
+        )
+        await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        await self.files.moved(source, stat, copied)
+
+    async def _rename_directory(self, source: Inode, new_path: str, target: Inode | None) -> None:
+        """Every object under the old prefix, one by one: not atomic (see docs/semantics.md).
+
+        A file being written under it is sent first, under its lock, and copied in the same hold, so
+        the copy holds what was written and the staged bytes follow it to the new name."""
+        new_prefix = self.dirs.dir_prefix(new_path)
+        if target is not None:
+            existing = await self.workers.blocking(self.storage.list, self.config.bucket, new_prefix, None, None, 2)
+            if any(stat.name != new_prefix for stat in existing.objects):
+                raise DirectoryNotEmpty(f"{self.files.location(target)}: directory not empty.")
+            for placeholder in existing.objects:
+                await self.workers.blocking(
+                    self.storage.delete, placeholder.bucket, placeholder.name, placeholder.generation
+                )
+        for inode in self.files.pending_under(source.path):
+            async with inode.lock:
+                await self.files.upload(inode)
+        old_prefix = self.dirs.dir_prefix(source.path)
+        listing = await self.workers.blocking(self.storage.list, self.config.bucket, old_prefix)
+        for stat in listing.objects:
+            relative = stat.name[len(old_prefix) :]
+            moved = self.inodes.find(f"{source.path}/{relative}", False)
+            if moved is None:
+                await self._move_object(stat, new_prefix + relative)
+                continue
+            async with moved.lock:
+                if moved.write is not None:
+                    await self.files.upload(moved)
+                    stat = moved.stat or stat  # written here: its own upload is the newest generation
+                copied = await self._move_object(stat, new_prefix + relative)
+                await self.files.moved(moved, stat, copied)
+        for path in list(self.dirs.cached_paths()):
+            if path == source.path or path.startswith(source.path + "/"):
+                self.dirs.invalidate(path)
+
+    async def _move_object(self, stat: ObjectStat, name: str) -> ObjectStat:
+        copied = await self.workers.blocking(self.storage.copy, stat, stat.bucket, name, dict(stat.metadata), 0)
+        await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        return copied
+
+
+def _has_user_metadata(datafile: Datafile) -> bool:
+    metadata = datafile.octue_metadata
+    return bool(metadata.tags or metadata.labels or metadata.timestamp is not None)
