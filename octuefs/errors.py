@@ -36,6 +36,10 @@ class MalformedMetadataError(InvalidInputException):
     """Metadata stored on an object or in a `.octue` file cannot be decoded."""
 
 
+class MetadataTooDeepError(MalformedMetadataError):
+    """JSON nested deeper than `values.MAX_JSON_DEPTH`: parsing or encoding it could exhaust the stack."""
+
+
 class MetadataTooLargeError(InvalidInputException):
     """The custom metadata would exceed GCS's 8 KiB limit, so it is refused before sending."""
 
