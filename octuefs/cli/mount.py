@@ -40,6 +40,12 @@ OPTIONS = (
     Option("gid", int, "group of every file (default: the mounting user's group)"),
     Option("file_mode", parse_mode, "permission bits of files, octal (default 644)"),
     Option("dir_mode", parse_mode, "permission bits of directories, octal (default 755)"),
+    Option(
+        "trust_stored_owners",
+        None,
+        "show the owner and mode stored on each object (goog-reserved-posix-*) and store chmod/chown; "
+        "only for single-tenant buckets: anyone who can write the bucket then picks owners and modes",
+    ),
     Option("metadata_ttl", float, "seconds that listings and attributes are trusted (default 60)"),
     Option("log_file", Path, "daemon log (default: octuefs.log in the cache directory)"),
     Option("debug", None, "log every FUSE operation and storage request"),
@@ -115,7 +121,13 @@ def build_config(arguments: argparse.Namespace) -> MountConfig:
         if given is not None:
             values[option.name] = _convert(option, None if option.parse is None else given)
     bucket, prefix = parse_source(arguments.source)
-    return MountConfig(bucket=bucket, prefix=prefix, mountpoint=arguments.mountpoint.absolute(), **values)
+    return MountConfig(
+        bucket=bucket,
+        prefix=prefix,
+        mountpoint=arguments.mountpoint.absolute(),
+        given_options=frozenset(values),
+        **values,
+    )
 
 
 def check_before_mounting(config: MountConfig) -> None:
