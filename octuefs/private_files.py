@@ -32,16 +32,25 @@ def check_shared_directory(path: Path) -> None:
     _check_owner_and_writers(path, status)
 
 
+def make_directories(path: Path) -> None:
+    """`mkdir -p` making every missing level 0700, not only the last (`Path.mkdir(parents=True)`
+    makes parents by the umask: a library user's `~/.cache/octuefs` would be 0755). An existing
+    path, even a planted symlink, is left for the caller to check, never followed."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+
+
 def private_directory(path: Path) -> Path:
     """Make `path` (and missing parents) 0700 and check it is a directory of ours that nobody else
     can write and that is not a symlink. One of ours that others can only read (made by an older
     octuefs with umask 022) is tightened to 0700; one others can write may hold planted files and
     is refused."""
-    try:
-        status = path.lstat()  # first: mkdir(exist_ok=True) would follow a planted symlink
-    except FileNotFoundError:
-        path.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-        status = path.lstat()
+    make_directories(path)
+    status = path.lstat()
     if stat.S_ISLNK(status.st_mode):
         raise UnsafePath(f"{path}: is a symbolic link, which someone else may have planted; remove it.")
     if not stat.S_ISDIR(status.st_mode):
@@ -67,15 +76,17 @@ def _check_owner_and_writers(path: Path, status: os.stat_result) -> None:
 
 def open_private(path: Path, flags: int) -> int:
     """`os.open` that creates 0600, never follows a symlink at `path`, and refuses a file someone else
-    owns: a planted `octuefs.log` or pid file must not make the daemon write to its target."""
+    owns or a hard link (to a file elsewhere): a planted `octuefs.log` or pid file must not make the
+    daemon, perhaps root, write to what it points at."""
     try:
         handle = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise UnsafePath(f"{path}: is a symbolic link, which someone else may have planted; remove it.") from None
         raise
-    owner = os.fstat(handle).st_uid
-    if owner != os.geteuid():
+    status = os.fstat(handle)
+    if status.st_uid != os.geteuid() or status.st_nlink > 1:
         os.close(handle)
-        raise UnsafePath(f"{path}: is owned by uid {owner}, not by the mounting user; remove it.")
+        whose = f"is owned by uid {status.st_uid}" if status.st_uid != os.geteuid() else "has other hard links"
+        raise UnsafePath(f"{path}: {whose}, so someone else may have planted it; remove it.")
     return handle

@@ -22,7 +22,7 @@ from typing import Any
 from octuefs.errors import InvalidInputException, MountError, StorageError, UnsafePath
 from octuefs.fs.config import MountConfig, parse_log_format, parse_mode, parse_size, parse_source
 from octuefs.fs.runtime import pid_file, prepare_runtime_directory, read_pid_file
-from octuefs.private_files import DIRECTORY_MODE, PRIVATE_UMASK, check_shared_directory
+from octuefs.private_files import PRIVATE_UMASK, check_shared_directory, make_directories
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def check_before_mounting(config: MountConfig) -> None:
     if os.path.ismount(config.mountpoint):
         raise MountError(f"{config.mountpoint}: mountpoint is busy (something is already mounted there).")
     cache = config.resolved_cache_dir
-    cache.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    make_directories(cache)
     check_shared_directory(cache)
     prepare_runtime_directory()
     from octuefs.storage.gcs import configure, get_storage

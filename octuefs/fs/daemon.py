@@ -18,7 +18,7 @@ from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
 from octuefs.fs.runtime import pid_file, prepare_runtime_directory, write_pid_file
 from octuefs.logs import formatter
-from octuefs.private_files import DIRECTORY_MODE, open_private
+from octuefs.private_files import make_directories, open_private
 from octuefs.storage.gcs import configure, get_storage
 from octuefs.uploads.staging import StagingArea, recover, remove_stale_parts
 from octuefs.uploads.uploader import Uploader
@@ -76,7 +76,7 @@ def setup_logging(config: MountConfig) -> None:
     log_file = config.resolved_log_file
     handler: logging.Handler
     if log_file is not None:
-        log_file.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        make_directories(log_file.parent)
         # Not FileHandler: it would follow a planted symlink and write wherever it points, as root too.
         handle = open_private(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         handler = logging.StreamHandler(os.fdopen(handle, "a", encoding="utf-8"))
