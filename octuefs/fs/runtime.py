@@ -66,7 +66,8 @@ def pid_file(mountpoint: Path) -> Path:
     """Where the daemon serving `mountpoint` records its pid, so `octuefs unmount` can wait for it.
 
     The path is made absolute without resolving symlinks: resolving would stat the mountpoint,
-    which deadlocks once the mount exists and this very process is the one that must answer.
+    which deadlocks once the mount exists and this very process is the one that must answer. The
+    commands pass what `resolve_mountpoint` gave, so mount and unmount through a symlink agree.
     """
     digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     return runtime_directory() / f"{digest}.pid"
