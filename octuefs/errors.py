@@ -137,6 +137,11 @@ class MountError(OctuefsError):
     """A problem found before mounting: no FUSE, bad mountpoint, unreachable server, missing bucket."""
 
 
+class UnsafePath(OctuefsError):
+    """A directory or file someone else prepared or can change (owned by another user, writable by
+    others, a symlink where none belongs) that the mount would otherwise trust."""
+
+
 class UnexpectedNumberOfResultsException(OctuefsError, LookupError):
     """A lookup that must find exactly one item (`one()`, `get_file_by_label`) found none or several."""
 
