@@ -43,9 +43,9 @@ def python(mounted: Mount, program: str, *arguments: str | os.PathLike[str]) -> 
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
-def digests(root: Path) -> dict[str, str]:
+def digests(root: Path) -> dict[str, str | None]:
     """sha256 of every file under `root`, by relative path; empty directories listed with None."""
-    found: dict[str, Any] = {}
+    found: dict[str, str | None] = {}
     for directory, subdirectories, files in os.walk(root):
         relative = os.path.relpath(directory, root)
         if not subdirectories and not files:
@@ -236,7 +236,7 @@ def test_sqlite_transactions_in_each_journal_mode_match_a_local_disk_after_a_rem
 
 
 SQLITE_CRASH = """
-    import json, os, sqlite3, sys
+    import os, sqlite3, sys
     db = sqlite3.connect(sys.argv[1], isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")
