@@ -40,12 +40,12 @@ OPTIONS = (
     Option("allow_other", None, "let other users access the mount (needs user_allow_other in /etc/fuse.conf)"),
     Option("uid", int, "owner of every file (default: the mounting user)"),
     Option("gid", int, "group of every file (default: the mounting user's group)"),
-    Option("file_mode", parse_mode, "permission bits of files, octal (default 644)"),
+    Option("file_mode", parse_mode, "permission bits of files, octal (default 644); a stored mode only narrows them"),
     Option("dir_mode", parse_mode, "permission bits of directories, octal (default 755)"),
     Option(
         "trust_stored_owners",
         None,
-        "show the owner and mode stored on each object (goog-reserved-posix-*) and store chmod/chown; "
+        "show the owner and mode stored on each object (goog-reserved-posix-*) as they are and store chown; "
         "only for single-tenant buckets: anyone who can write the bucket then picks owners and modes",
     ),
     Option("metadata_ttl", float, "seconds that listings and attributes are trusted (default 60)"),

@@ -47,7 +47,7 @@ class Files(CoreParts):
             custom.update(session.custom_changes)
             updated_ns = session.modified_ns
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
-        attributes, unusable = posix.read(custom, default, posix.shown_keys(self.config))
+        attributes, unusable = posix.read(custom, default, posix.shown(self.config))
         if unusable and self.location(inode) not in self.reported_attributes:
             self.reported_attributes.add(self.location(inode))
             stored = ", ".join(f"{key} {custom[key]!r:.40}" for key in unusable)

@@ -4,13 +4,17 @@ An object has no mode, owner or mtime of its own. `chmod`, `chown` and `touch` (
 `rsync -a`, `tar x`) store them here, exactly as `gsutil rsync -P` does, so both tools agree;
 objects without them show the mount's `file_mode`, `uid`, `gid` and their update time.
 
-Anyone who can write the bucket writes these keys, so a stored owner or mode would let a bucket
-writer pick which local user owns a file, or make it setuid. As on gcsfuse and mountpoint-s3, by
-default the mount's `uid`, `gid` and `file_mode` apply and chmod/chown change nothing; with
-`trust_stored_owners` (single-tenant buckets, POSIX test runs) stored owners and modes are written
-and shown, but never setuid/setgid and never over a `uid`, `gid` or `file_mode` the user gave. A
-time grants nothing, so a stored mtime is always shown. Values no attribute can hold are shown as
-the mount's values and reported, never passed to the kernel.
+Anyone who can write the bucket writes these keys, so honouring them as stored would let a bucket
+writer grant: pick which local user owns a file, make it setuid, or open it to every local user of
+an `allow_other` mount. By default a bucket can therefore only take permissions away, never grant
+them: a stored mode is shown intersected with the mount's `file_mode` (a narrower mode denies only,
+and the mount's own user, who owns every file, can chmod it back), never setuid/setgid, and stored
+owners are neither written nor shown (an owner always grants), so chown changes nothing. chmod and
+create store the mode as gsutil does, so `chmod 600` and `open(O_CREAT, 0o600)` show 0600 here and
+on the next mount. With `trust_stored_owners` (single-tenant buckets, POSIX test runs) stored owners
+and modes are written and shown as they are, but never setuid/setgid and never over a `uid`, `gid`
+or `file_mode` the user gave. A time grants nothing, so a stored mtime is always shown. Values no
+attribute can hold are shown as the mount's values and reported, never passed to the kernel.
 """
 
 from __future__ import annotations
@@ -54,21 +58,28 @@ class PosixAttributes:
     mtime_ns: int
 
 
-def shown_keys(config: MountConfig) -> frozenset[str]:
-    """The stored keys this mount shows (see the module's docstring for why)."""
+@dataclass(frozen=True)
+class Shown:
+    """The stored keys a mount shows, and the permission bits a stored mode may keep there."""
+
+    keys: frozenset[str]
+    mode_bits: int
+
+
+def shown(config: MountConfig) -> Shown:
+    """What this mount shows of the stored keys (see the module's docstring for why)."""
     if not config.trust_stored_owners:
-        return frozenset({MTIME_KEY})
-    return frozenset(key for key in KEYS if FIXED_BY.get(key) not in config.given_options)
+        return Shown(frozenset({MTIME_KEY, MODE_KEY}), config.file_mode & ~NEVER_SHOWN_BITS)
+    keys = frozenset(key for key in KEYS if FIXED_BY.get(key) not in config.given_options)
+    return Shown(keys, 0o7777 & ~NEVER_SHOWN_BITS)
 
 
-def read(
-    custom: Mapping[str, str | None], default: PosixAttributes, shown: frozenset[str]
-) -> tuple[PosixAttributes, list[str]]:
+def read(custom: Mapping[str, str | None], default: PosixAttributes, shown: Shown) -> tuple[PosixAttributes, list[str]]:
     """The attributes to show, and the shown keys whose stored value no attribute can hold (each is
     shown as `default`'s, so one bad object never fails a listing)."""
     values: dict[str, int] = {}
     unusable = []
-    for key in sorted(shown):
+    for key in sorted(shown.keys):
         text = custom.get(key)
         if text is None:
             continue
@@ -83,7 +94,7 @@ def read(
         else:
             unusable.append(key)
     attributes = PosixAttributes(
-        mode=stat_module.S_IMODE(values[MODE_KEY]) & ~NEVER_SHOWN_BITS if MODE_KEY in values else default.mode,
+        mode=stat_module.S_IMODE(values[MODE_KEY]) & shown.mode_bits if MODE_KEY in values else default.mode,
         uid=values.get(UID_KEY, default.uid),
         gid=values.get(GID_KEY, default.gid),
         mtime_ns=values[MTIME_KEY] * 10**9 if MTIME_KEY in values else default.mtime_ns,
@@ -92,9 +103,9 @@ def read(
 
 
 def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners: bool) -> dict[str, str]:
-    """The custom-metadata keys a setattr call changes; mode and owner only if `owners` are stored."""
+    """The custom-metadata keys a setattr call changes; owners only if `owners` are stored."""
     changed = {}
-    if fields.update_mode and owners:
+    if fields.update_mode:
         changed[MODE_KEY] = format(stat_module.S_IMODE(attr.st_mode), "o")
     if fields.update_uid and owners:
         changed[UID_KEY] = str(attr.st_uid)
@@ -105,12 +116,16 @@ def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners
     return changed
 
 
-def created(mode: int, uid: int, gid: int, default: PosixAttributes) -> dict[str, str]:
-    """The keys a new file needs to show the mode and owner it was created with, stored as chmod and
-    chown store them. Only those that differ from what the mount shows for a file that says nothing:
-    files written the ordinary way then carry Octue's keys alone, as other writers' files do."""
-    wanted = {MODE_KEY: format(stat_module.S_IMODE(mode), "o"), UID_KEY: str(uid), GID_KEY: str(gid)}
-    shown = {MODE_KEY: format(default.mode, "o"), UID_KEY: str(default.uid), GID_KEY: str(default.gid)}
+def created(mode: int, uid: int, gid: int, default: PosixAttributes, owners: bool) -> dict[str, str]:
+    """The keys a new file needs to show the mode (and, if `owners` are stored, the owner) it was
+    created with, stored as chmod and chown store them. Only those that differ from what the mount
+    shows for a file that says nothing: files written the ordinary way then carry Octue's keys alone,
+    as other writers' files do."""
+    wanted = {MODE_KEY: format(stat_module.S_IMODE(mode), "o")}
+    shown = {MODE_KEY: format(default.mode, "o")}
+    if owners:
+        wanted |= {UID_KEY: str(uid), GID_KEY: str(gid)}
+        shown |= {UID_KEY: str(default.uid), GID_KEY: str(default.gid)}
     return {key: value for key, value in wanted.items() if value != shown[key]}
 
 

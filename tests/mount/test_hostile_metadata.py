@@ -2,19 +2,21 @@
 listing or a read, nor make a file owned by a local user it names, nor show setuid or setgid.
 
 The objects' metadata is written directly on the server, as any client with write access may. By
-default the mount's `--uid/--gid/--file-mode` apply to every file (as gcsfuse and mountpoint-s3 do);
-`--trust-stored-owners` honours stored owners and modes (never setuid/setgid, never over a given
-`--uid/--gid/--file-mode`) for single-tenant buckets and POSIX test runs.
+default a bucket can only take permissions away: the mount's `--uid/--gid` apply to every file and a
+stored mode is shown only within `--file-mode`; `--trust-stored-owners` honours stored owners and
+modes (never setuid/setgid, never over a given `--uid/--gid/--file-mode`) for single-tenant buckets
+and POSIX test runs.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import pytest
 
-from tests.mount.conftest import alive, is_mount
+from tests.mount.conftest import COMMAND_TIMEOUT, alive, is_mount
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,6 +30,7 @@ OUT_OF_RANGE = {
 }
 CLAIMED = {"goog-reserved-posix-uid": "1001", "goog-reserved-posix-gid": "1001", "goog-reserved-posix-mode": "6777"}
 STORED_MTIME = 1612325106
+NOBODY = 65534
 
 
 def put(bucket, name: str, metadata: dict[str, str]) -> None:
@@ -43,10 +46,14 @@ def hostile(bucket) -> None:
     put(bucket, "dir/deep.txt", {"octue__tags": DEEP_TAGS, "octue__labels": '["kept"]'})
     put(bucket, "dir/claims-owner.txt", {**CLAIMED, "goog-reserved-file-mtime": str(STORED_MTIME)})
     put(bucket, "dir/fine.txt", {})
+    put(bucket, "dir/world-writable.txt", {"goog-reserved-posix-mode": "777"})
+    put(bucket, "dir/setuid.txt", {"goog-reserved-posix-mode": "104777"})
+    put(bucket, "dir/no-access.txt", {"goog-reserved-posix-mode": "0"})
 
 
 def test_out_of_range_posix_values_list_with_the_mounts_values_and_one_warning_per_object(hostile, mount):
-    for options, reported in (((), {"goog-reserved-file-mtime"}), (("--trust-stored-owners",), set(OUT_OF_RANGE))):
+    default_reported = {"goog-reserved-file-mtime", "goog-reserved-posix-mode"}
+    for options, reported in (((), default_reported), (("--trust-stored-owners",), set(OUT_OF_RANGE))):
         mounted = mount("", *options)
         listing = mounted.sh("ls", "-ln", mounted / "dir").stdout.decode()
         assert "out-of-range.txt" in listing and "negative-mtime.txt" in listing and "fine.txt" in listing
@@ -74,15 +81,45 @@ def test_tags_nested_too_deep_read_as_none_and_the_file_still_reads(hostile, mou
     assert alive(mounted.pid)
 
 
+def shown(mounted, name: str) -> tuple[int, int, int]:
+    status = mounted.call(os.stat, mounted / name)
+    return status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)
+
+
 def test_by_default_a_bucket_grants_no_owner_mode_or_setuid(hostile, mount):
     mounted = mount("", "--allow-other", "--uid", "4321", "--gid", "4322", "--file-mode", "640")
-    status = mounted.call(os.stat, mounted / "dir/claims-owner.txt")
-    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (4321, 4322, 0o640)
-    assert int(status.st_mtime) == STORED_MTIME  # a time grants nothing: it is still shown
+    assert shown(mounted, "dir/claims-owner.txt") == (4321, 4322, 0o640)
+    assert (
+        int(mounted.call(os.stat, mounted / "dir/claims-owner.txt").st_mtime) == STORED_MTIME
+    )  # a time grants nothing
 
     default = mount()
-    status = default.call(os.stat, default / "dir/claims-owner.txt")
-    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (os.getuid(), os.getgid(), 0o644)
+    for name in ("claims-owner.txt", "world-writable.txt", "setuid.txt", "fine.txt"):
+        assert shown(default, f"dir/{name}") == (os.getuid(), os.getgid(), 0o644), name
+
+
+def as_user(uid: int, directory, *command: str) -> subprocess.CompletedProcess:
+    """`command` run in `directory` as `uid` (the directory is entered as root, before the switch)."""
+    return subprocess.run(
+        command, cwd=directory, user=uid, group=uid, extra_groups=[], capture_output=True, timeout=COMMAND_TIMEOUT
+    )
+
+
+def test_a_stored_mode_narrower_than_the_mounts_denies_only_and_its_owner_can_chmod_it_back(hostile, mount, bucket):
+    """A bucket may take permissions away: a stored 0000 shows 0000, and shuts out even the mount's own
+    user (the kernel checks it, `default_permissions`), who owns the file and so can chmod it back."""
+    mounted = mount("", "--allow-other", "--uid", str(NOBODY), "--gid", str(NOBODY))
+    assert shown(mounted, "dir/no-access.txt") == (NOBODY, NOBODY, 0o000)
+    assert shown(mounted, "dir/fine.txt") == (NOBODY, NOBODY, 0o644)
+    directory = mounted / "dir"
+    assert as_user(NOBODY, directory, "cat", "fine.txt").stdout == CONTENT
+
+    refused = as_user(NOBODY, directory, "cat", "no-access.txt")
+    assert refused.returncode != 0 and b"Permission denied" in refused.stderr
+    assert as_user(NOBODY, directory, "chmod", "600", "no-access.txt").returncode == 0
+    assert as_user(NOBODY, directory, "cat", "no-access.txt").stdout == CONTENT
+    assert shown(mounted, "dir/no-access.txt") == (NOBODY, NOBODY, 0o600)
+    assert bucket.get_blob("dir/no-access.txt").metadata["goog-reserved-posix-mode"] == "600"
 
 
 def test_trusted_stored_owners_show_but_never_setuid_nor_over_a_given_option(hostile, mount):
@@ -95,20 +132,27 @@ def test_trusted_stored_owners_show_but_never_setuid_nor_over_a_given_option(hos
     assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (4321, 1001, 0o600)
 
 
-def test_chmod_and_chown_without_trust_change_nothing_shown_or_stored(hostile, mount, bucket):
-    """As on gcsfuse: accepted (so `cp -p`, `rsync -a` and `tar x` work) but the mount's values stay."""
+def test_chmod_without_trust_is_stored_and_shown_within_the_mounts_mode_and_chown_changes_nothing(
+    hostile, mount, bucket
+):
+    """chmod is kept (as gsutil keeps it) and shown as far as it takes permissions away; chown is
+    accepted (so `cp -p`, `rsync -a` and `tar x` work) but neither stored nor shown, as on gcsfuse."""
     mounted = mount()
     path = mounted / "dir/fine.txt"
-    mounted.sh("chmod", "4755", path)
+    mounted.sh("chmod", "600", path)
+    assert shown(mounted, "dir/fine.txt") == (os.getuid(), os.getgid(), 0o600)
+    mounted.sh("chmod", "4777", path)
     mounted.sh("chown", "1001:1001", path)
     mounted.sh("touch", "-m", "-d", f"@{STORED_MTIME}", path)
-    status = mounted.call(os.stat, path)
-    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (os.getuid(), os.getgid(), 0o644)
-    assert int(status.st_mtime) == STORED_MTIME
+    assert shown(mounted, "dir/fine.txt") == (os.getuid(), os.getgid(), 0o644)
+    assert int(mounted.call(os.stat, path).st_mtime) == STORED_MTIME
     metadata = bucket.get_blob("dir/fine.txt").metadata
     assert {key: value for key, value in metadata.items() if key.startswith("goog-reserved")} == {
-        "goog-reserved-file-mtime": str(STORED_MTIME)
+        "goog-reserved-file-mtime": str(STORED_MTIME),
+        "goog-reserved-posix-mode": "4777",
     }
+    again = mount()
+    assert shown(again, "dir/fine.txt") == (os.getuid(), os.getgid(), 0o644)
 
 
 def test_chmod_and_chown_with_trust_are_stored_and_shown_without_setuid(hostile, mount, bucket):

@@ -168,7 +168,7 @@ def test_rsync_archive_preserves_mode_and_mtime_and_second_run_copies_nothing(mo
     (source / "x.txt").write_bytes(b"one\n")
     (source / "x.txt").chmod(0o640)
     os.utime(source / "x.txt", (1612325106, 1612325106))
-    mounted = mount("", "--trust-stored-owners")  # modes are stored and shown only on a trusting mount
+    mounted = mount()
 
     mounted.sh("rsync", "-a", f"{source}/", f"{mounted / 'mirror'}/")
     second = mounted.sh("rsync", "-ai", f"{source}/", f"{mounted / 'mirror'}/")
@@ -206,12 +206,30 @@ def test_a_new_file_has_the_mode_it_was_created_with_and_its_creators_owner(moun
     assert metadata["goog-reserved-posix-gid"] == "0" and "octue__id" in metadata
 
 
-def test_a_new_file_on_a_default_mount_stores_no_owner_and_shows_the_mounts(mount, bucket):
+def test_a_new_file_on_a_default_mount_has_the_mode_it_was_created_with_and_the_mounts_owner(mount, bucket):
+    """Issue 12 on a mount that does not trust the bucket's owners: open(O_CREAT, mode) less the umask
+    is kept as chmod keeps it and shown here and on the next mount, as it only takes permissions away
+    from the mount's `--file-mode`; the creator's owner is neither stored nor shown."""
     mounted = mount("", "--uid", "4321", "--gid", "4321")
     mounted.sh("sh", "-c", f"umask 077; echo secret > {mounted / 'private.txt'}")
-    status = mounted.call(os.stat, mounted / "private.txt")
-    assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (0o644, 4321, 4321)
-    assert not any(key.startswith("goog-reserved-posix") for key in bucket.get_blob("private.txt").metadata)
+    mounted.sh(sys.executable, "-c", CREATE_600, mounted / "empty.txt")
+    mounted.sh("sh", "-c", f"umask 022; echo shared > {mounted / 'plain.txt'}")
+
+    modes = {"private.txt": 0o600, "empty.txt": 0o600, "plain.txt": 0o644}
+    again = mount("", "--uid", "4321", "--gid", "4321")
+    for shown_by in (mounted, again):
+        for name, mode in modes.items():
+            status = shown_by.call(os.stat, shown_by / name)
+            assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (mode, 4321, 4321), name
+    stored = {name: bucket.get_blob(name).metadata for name in modes}
+    assert stored["private.txt"]["goog-reserved-posix-mode"] == "600" and "octue__id" in stored["private.txt"]
+    assert stored["empty.txt"]["goog-reserved-posix-mode"] == "600"
+    assert not any(key.startswith("goog-reserved-posix") for key in stored["plain.txt"])
+    assert not any(
+        key in metadata
+        for metadata in stored.values()
+        for key in ("goog-reserved-posix-uid", "goog-reserved-posix-gid")
+    )
 
 
 def test_cp_preserve_sets_mtime_on_an_existing_file_with_one_patch(mount, bucket, tmp_path, proxy):

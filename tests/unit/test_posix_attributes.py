@@ -1,8 +1,10 @@
-"""Which stored POSIX attributes a mount shows, and the values it refuses to pass to the kernel."""
+"""Which stored POSIX attributes a mount shows (by default a bucket only takes permissions away),
+which a chmod, chown or create stores, and the values a mount refuses to pass to the kernel."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,18 +12,33 @@ from octuefs.fs import posix
 from octuefs.fs.config import MountConfig
 
 DEFAULT = posix.PosixAttributes(mode=0o644, uid=1000, gid=1000, mtime_ns=5 * 10**9)
-TRUSTED = frozenset(posix.KEYS)
+TRUSTED = posix.Shown(frozenset(posix.KEYS), 0o1777)
 
 
 def config(**options: object) -> MountConfig:
     return MountConfig(bucket="bucket", prefix="", mountpoint=Path("/mnt"), given_options=frozenset(options), **options)
 
 
-def test_by_default_only_the_mtime_is_shown_and_trust_yields_to_given_options() -> None:
-    assert posix.shown_keys(config()) == {posix.MTIME_KEY}
-    assert posix.shown_keys(config(trust_stored_owners=True)) == TRUSTED
+def test_by_default_stored_modes_only_narrow_the_mounts_and_trust_yields_to_given_options() -> None:
+    assert posix.shown(config()) == posix.Shown(frozenset({posix.MTIME_KEY, posix.MODE_KEY}), 0o644)
+    assert posix.shown(config(file_mode=0o6750)) == posix.Shown(frozenset({posix.MTIME_KEY, posix.MODE_KEY}), 0o750)
+    assert posix.shown(config(trust_stored_owners=True)) == TRUSTED
     fixed = config(trust_stored_owners=True, uid=0, file_mode=0o600)
-    assert posix.shown_keys(fixed) == {posix.MTIME_KEY, posix.GID_KEY}
+    assert posix.shown(fixed).keys == {posix.MTIME_KEY, posix.GID_KEY}
+
+
+@pytest.mark.parametrize(
+    ("stored", "mount_mode", "shown_mode"),
+    [("600", 0o644, 0o600), ("0", 0o644, 0o000), ("4777", 0o644, 0o644), ("100777", 0o640, 0o640),
+     ("6755", 0o6777, 0o755), ("1777", 0o644, 0o644), ("640", 0o604, 0o600)],
+)  # fmt: skip
+def test_by_default_a_stored_mode_can_take_permissions_away_but_never_grant(
+    stored: str, mount_mode: int, shown_mode: int
+) -> None:
+    default = posix.PosixAttributes(mount_mode, 1000, 1000, 0)
+    custom = {posix.MODE_KEY: stored, posix.UID_KEY: "0", posix.GID_KEY: "0"}
+    attributes, unusable = posix.read(custom, default, posix.shown(config(file_mode=mount_mode)))
+    assert (attributes.mode, attributes.uid, attributes.gid, unusable) == (shown_mode, 1000, 1000, [])
 
 
 @pytest.mark.parametrize(
@@ -48,5 +65,19 @@ def test_values_no_attribute_can_hold_show_the_default_and_are_reported(key: str
 
 
 def test_keys_not_shown_are_neither_read_nor_reported() -> None:
-    attributes, unusable = posix.read({posix.UID_KEY: "-1", posix.MODE_KEY: "4777"}, DEFAULT, frozenset())
+    nothing = posix.Shown(frozenset(), 0o7777)
+    attributes, unusable = posix.read({posix.UID_KEY: "-1", posix.MODE_KEY: "4777"}, DEFAULT, nothing)
     assert (attributes, unusable) == (DEFAULT, [])
+
+
+def test_chmod_and_create_store_the_mode_always_and_the_owner_only_when_trusted() -> None:
+    """The mode is stored even untrusted (it is shown narrowed); an owner is stored only if shown."""
+    attr, fields = (
+        SimpleNamespace(st_mode=0o100600, st_uid=7, st_gid=8, st_mtime_ns=3 * 10**9),
+        SimpleNamespace(update_mode=True, update_uid=True, update_gid=True, update_mtime=False),
+    )
+    assert posix.changes(attr, fields, owners=False) == {posix.MODE_KEY: "600"}
+    assert posix.changes(attr, fields, owners=True) == {posix.MODE_KEY: "600", posix.UID_KEY: "7", posix.GID_KEY: "8"}
+    assert posix.created(0o100600, 7, 8, DEFAULT, owners=False) == {posix.MODE_KEY: "600"}
+    assert posix.created(0o100644, 7, 8, DEFAULT, owners=False) == {}
+    assert posix.created(0o100644, 7, 1000, DEFAULT, owners=True) == {posix.UID_KEY: "7"}
