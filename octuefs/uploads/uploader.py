@@ -53,7 +53,7 @@ class Uploader:
         with disk_errors(self.staging.directory):
             request = datafile.content_upload_request()
             staged = self.staging.create(request)
-            session = WriteSession(staged, os.open(staged.data_path, os.O_RDWR), request)
+            session = WriteSession(staged, request)
             stat = datafile.cloud_stat
             try:
                 if stat is None or truncate:
@@ -85,7 +85,8 @@ class Uploader:
     def _leave_hole(session: WriteSession, stat: ObjectStat) -> None:
         """Stand the object's bytes in as a hole, recorded before anything is written, so recovery after
         a crash joins the staged tail onto the object instead of uploading the hole as zeros."""
-        os.ftruncate(session.fd, stat.size)
+        with session.staged.opened() as descriptor:
+            os.ftruncate(descriptor, stat.size)
         session.record(replace(session.recorded, base_size=stat.size, if_generation_match=stat.generation))
         session.base = stat
 
@@ -106,19 +107,22 @@ class Uploader:
         indices = reader.chunk_range(0, size)
         for first in range(indices.start, indices.stop, FILL_SPAN_CHUNKS):
             reader.fetch_span(first, FILL_SPAN_CHUNKS)
-            for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
-                start = index * self.chunk_size
-                os.pwrite(session.fd, reader.chunk(index)[: size - start], start)
+            with session.staged.opened() as descriptor:
+                for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
+                    start = index * self.chunk_size
+                    os.pwrite(descriptor, reader.chunk(index)[: size - start], start)
 
     def write(self, session: WriteSession, offset: int, data: bytes, append: bool) -> int:
         with disk_errors(session.staged.data_path):
             position = session.size if append else offset
             if session.base is not None and position < session.base.size:
                 self._copy_in_base(session)
-            written = os.pwrite(session.fd, data, position)
+            with session.staged.opened() as descriptor:
+                written = os.pwrite(descriptor, data, position)
+                size = os.fstat(descriptor).st_size
             session.mark_changed()
             if session.feed is not None:
-                session.feed.written(position, session.size)
+                session.feed.written(position, size)
         return written
 
     def read(self, session: WriteSession, offset: int, size: int) -> bytes:
@@ -137,7 +141,8 @@ class Uploader:
         with disk_errors(session.staged.data_path):
             if session.base is not None and size < session.base.size:
                 self._copy_in_base(session, limit=size)
-            os.ftruncate(session.fd, size)
+            with session.staged.opened() as descriptor:
+                os.ftruncate(descriptor, size)
             session.mark_changed()
             if session.feed is not None:
                 session.feed.written(size, size)
@@ -227,5 +232,4 @@ class Uploader:
         """Remove the staged files of a session no inode holds any more (uploaded or unlinked)."""
         if session.feed is not None:
             session.feed.abandon()
-        os.close(session.fd)
         self.staging.remove(session.staged)
