@@ -9,6 +9,7 @@ the file from this mount see the staged bytes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from dataclasses import replace
 
 from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile, UploadRequest
-from octuefs.errors import OctuefsError, PreconditionConflict
+from octuefs.errors import OctuefsError, PreconditionConflict, StagingDiskError
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import ObjectStat
 from octuefs.storage.interface import Storage
@@ -33,6 +34,8 @@ FILL_SPAN_CHUNKS = 8
 # Below this, copying the object in (one ranged GET, often cached) is cheaper than the three extra
 # requests of joining appended bytes on in the cloud.
 JOIN_MIN_BYTES = 8 * 1024 * 1024
+# GCS's largest object: a file past it could never be uploaded.
+MAX_OBJECT_SIZE = 5 * 1024**4
 # Files fed while written at once; each sends one part at a time, streamed from its staged file.
 FEEDING_THREADS = 4
 
@@ -115,6 +118,7 @@ class Uploader:
     def write(self, session: WriteSession, offset: int, data: bytes, append: bool) -> int:
         with disk_errors(session.staged.data_path):
             position = session.size if append else offset
+            self._check_growth(session, position, position + len(data))
             if session.base is not None and position < session.base.size:
                 self._copy_in_base(session)
             with session.staged.opened() as descriptor:
@@ -139,6 +143,7 @@ class Uploader:
 
     def truncate(self, session: WriteSession, size: int) -> None:
         with disk_errors(session.staged.data_path):
+            self._check_growth(session, size, size)
             if session.base is not None and size < session.base.size:
                 self._copy_in_base(session, limit=size)
             with session.staged.opened() as descriptor:
@@ -146,6 +151,23 @@ class Uploader:
             session.mark_changed()
             if session.feed is not None:
                 session.feed.written(size, size)
+
+    @staticmethod
+    def _check_growth(session: WriteSession, hole_end: int, size: int) -> None:
+        """Refuse at once a size the file could never be uploaded at (EFBIG), and a hole (up to
+        `hole_end`) the staging disk could not hold as zeros (ENOSPC): a hole a far truncate or write
+        leaves goes up as zeros, so `truncate -s 1P` would stream zeros for days. Bytes actually
+        written meet the disk's own limit."""
+        path = session.staged.data_path
+        if size > MAX_OBJECT_SIZE:
+            raise StagingDiskError(errno.EFBIG, f"{path}: {size} bytes is past the largest object GCS holds")
+        hole = hole_end - session.size
+        if hole > 0:
+            disk = os.statvfs(path)
+            if hole > disk.f_bavail * disk.f_frsize:
+                raise StagingDiskError(
+                    errno.ENOSPC, f"{path}: a hole of {hole} bytes would not fit on the staging disk"
+                )
 
     def upload(self, datafile: Datafile, session: WriteSession) -> ObjectStat | None:
         """Send the staged bytes if they changed; on failure say where they are kept, and keep them.

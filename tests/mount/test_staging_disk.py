@@ -91,3 +91,43 @@ def test_a_full_staging_disk_answers_enospc(small_disk, mount, bucket, tmp_path)
     mounted.sh("sh", "-c", f"echo fits > {mounted / 'more.txt'}")  # the closed file's staged bytes are gone
     assert bucket.blob("more.txt").download_as_bytes() == b"fits\n"
     assert mounted.unmount().returncode == 0
+
+
+TiB = 1024**4
+
+
+@pytest.mark.parametrize("size", ["1P", str(5 * TiB + 1), "6T"])
+def test_a_size_past_the_object_limit_is_efbig_at_once(mount, bucket, size):
+    """GCS holds objects up to 5 TiB: a larger file could never be uploaded, whatever the disk takes."""
+    bucket.blob("small.txt").upload_from_string(b"small\n")
+    mounted = mount()
+    for name in ("small.txt", "new.txt"):
+        result = run("truncate", "-s", size, mounted / name, timeout=10)
+        assert result.returncode != 0 and b"File too large" in result.stderr, (name, result.stderr)
+        descriptor = mounted.call(os.open, mounted / name, os.O_WRONLY)
+        try:
+            assert local_errno(mounted.call, os.pwrite, descriptor, b"x", 5 * TiB) == errno.EFBIG
+        finally:
+            mounted.call(os.close, descriptor)
+    assert bucket.blob("small.txt").download_as_bytes() == b"small\n"
+    assert bucket.blob("new.txt").download_as_bytes() == b""
+    assert staged(mounted.cache_dir) == []
+
+
+def test_a_sparse_growth_past_the_free_staging_space_is_enospc(small_disk, mount, bucket, tmp_path):
+    """A hole is uploaded as zeros: growing a file by more than the staging disk could hold is refused
+    at once (as writing the zeros locally would be), instead of sending gigabytes nobody wrote."""
+    bucket.blob("small.txt").upload_from_string(b"small\n")
+    mounted = mount("", "--log-file", str(tmp_path / "octuefs.log"), cache_dir=small_disk)
+    for name in ("small.txt", "new.txt"):
+        result = run("truncate", "-s", "100G", mounted / name, timeout=10)
+        assert result.returncode != 0 and b"No space left on device" in result.stderr, (name, result.stderr)
+    descriptor = mounted.call(os.open, mounted / "small.txt", os.O_WRONLY)
+    try:
+        assert local_errno(mounted.call, os.pwrite, descriptor, b"x", 100 * MiB) == errno.ENOSPC
+    finally:
+        mounted.call(os.close, descriptor)
+    assert bucket.blob("small.txt").download_as_bytes() == b"small\n"
+    mounted.sh("truncate", "-s", "1M", mounted / "small.txt")  # what the disk could hold is a file's size
+    assert bucket.blob("small.txt").download_as_bytes() == b"small\n" + bytes(MiB - 6)
+    assert staged(small_disk) == []
