@@ -44,6 +44,7 @@ from pathlib import Path
 
 import google_crc32c
 
+from octuefs.private_files import DIRECTORY_MODE, private_directory
 from octuefs.storage.gcs import ObjectStat
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,7 @@ class ChunkCache:
     def __init__(
         self, directory: str | os.PathLike[str], max_bytes: int, memory_bytes: int = DEFAULT_MEMORY_BYTES
     ) -> None:
-        self.directory = Path(directory) / "chunks"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_directory(Path(directory) / "chunks")
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
         self._lock = threading.Lock()
@@ -322,7 +322,7 @@ class ChunkCache:
         file_name = self._file_name(key, index)
         path = self._path(file_name)
         if path.parent not in self._made_directories:
-            path.parent.mkdir(exist_ok=True)
+            path.parent.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
             self._made_directories.add(path.parent)
         if not path.exists():  # else another process sharing the directory stored these very bytes
             self._write_atomically(path, data)

@@ -10,7 +10,6 @@ with a warning and kept with default metadata; it never makes the whole dataset 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import tempfile
@@ -39,7 +38,7 @@ from octuefs.metadata.local_store import METADATA_FILENAME, LocalMetadataStore
 from octuefs.metadata.merge import merge_dataset_entry
 from octuefs.metadata.model import OCTUE_SDK_VERSION, new_id, normalise_id
 from octuefs.metadata.tags import TagDict
-from octuefs.metadata.values import decode_primitive, dumps, to_jsonable
+from octuefs.metadata.values import decode_primitive, dumps, parse_json, to_jsonable
 from octuefs.storage import signed_urls
 from octuefs.storage.gcs import ObjectStat, crc32c_of_bytes, get_storage
 from octuefs.storage.paths import CloudLocation, has_unsupported_scheme, is_cloud_path, is_url
@@ -78,7 +77,7 @@ def _resolve(path: str | os.PathLike[str] | None) -> tuple[str, CloudLocation | 
 def _entry_in(document: str | None) -> Any:
     """The dataset entry of a `.octue` text (None for none, or for text another writer broke)."""
     try:
-        parsed = json.loads(document) if document else None
+        parsed = parse_json(document, METADATA_FILENAME) if document else None
     except ValueError:
         return None
     return parsed.get(DATASET_KEY) if isinstance(parsed, dict) else None
@@ -255,7 +254,7 @@ class Dataset:
         text = self._read_text(stat)
         self._stored_cloud_document = text
         try:
-            document = json.loads(text)
+            document = parse_json(text, str(stat.location))
         except ValueError as error:
             _report_malformed(MalformedMetadataError(f"{stat.location}: dataset metadata is not valid ({error})."))
             return None
@@ -266,7 +265,7 @@ class Dataset:
         with tempfile.TemporaryDirectory(prefix="octuefs-") as directory:
             text = Path(Datafile(url).download(Path(directory) / "signed-dataset.json")).read_text()
         try:
-            primitive = json.loads(text)
+            primitive = parse_json(text, url)
         except ValueError as error:
             raise MalformedMetadataError(f"{url}: not a signed dataset ({error}).") from None
         self._apply_stored(primitive, url)

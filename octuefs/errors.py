@@ -36,6 +36,10 @@ class MalformedMetadataError(InvalidInputException):
     """Metadata stored on an object or in a `.octue` file cannot be decoded."""
 
 
+class MetadataTooDeepError(MalformedMetadataError):
+    """JSON nested deeper than `values.MAX_JSON_DEPTH`: parsing or encoding it could exhaust the stack."""
+
+
 class MetadataTooLargeError(InvalidInputException):
     """The custom metadata would exceed GCS's 8 KiB limit, so it is refused before sending."""
 
@@ -131,6 +135,11 @@ class StaleObject(Refused):
 
 class MountError(OctuefsError):
     """A problem found before mounting: no FUSE, bad mountpoint, unreachable server, missing bucket."""
+
+
+class UnsafePath(OctuefsError):
+    """A directory or file someone else prepared or can change (owned by another user, writable by
+    others, a symlink where none belongs) that the mount would otherwise trust."""
 
 
 class UnexpectedNumberOfResultsException(OctuefsError, LookupError):

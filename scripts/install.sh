@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install octuefs and everything it needs into ./.venv (idempotent; re-running is fast).
 # As root on Debian/Ubuntu it also installs the system packages: fuse3 (mount helper), libfuse3-dev and
-# pkg-config (to build pyfuse3), attr (getfattr/setfattr), python3-venv, rsync (used by the tests), and
-# rclone (the benchmark's comparison; only installed as root, never asked of other users).
+# pkg-config (to build pyfuse3), attr (getfattr/setfattr), python3-venv, rsync, git and vim (the tools the
+# mount tests drive), and rclone (the benchmark's comparison; only installed as root, never asked of other users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-system_packages=(fuse3 libfuse3-dev pkg-config attr gcc python3-dev python3-venv rsync)
+system_packages=(fuse3 libfuse3-dev pkg-config attr gcc python3-dev python3-venv rsync git vim)
 if [ "$(id -u)" = 0 ]; then
     system_packages+=(rclone)
 fi

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from octuefs.cli.mount import resolve_mountpoint
 from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
@@ -107,7 +108,9 @@ def _seed(data: Path | None) -> None:
 
 def run(arguments: argparse.Namespace) -> int:
     server = start_server()
-    mountpoint = arguments.mountpoint.absolute()
+    # Resolved: `ismount` of a symlink to the mount is false, so the demo would stop watching at once
+    # and leave its daemon behind.
+    mountpoint = resolve_mountpoint(arguments.mountpoint)
     mounted = False
     try:
         configure(endpoint=server.url)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from octuefs.errors import InvalidInputException, MountError, StorageError
+from octuefs.errors import InvalidInputException, MountError, StorageError, UnsafePath
 from octuefs.fs.config import MountConfig, parse_log_format, parse_mode, parse_size, parse_source
+from octuefs.fs.runtime import pid_file, prepare_runtime_directory, read_pid_file
+from octuefs.private_files import PRIVATE_UMASK, check_shared_directory, make_directories
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,12 @@ OPTIONS = (
     Option("gid", int, "group of every file (default: the mounting user's group)"),
     Option("file_mode", parse_mode, "permission bits of files, octal (default 644)"),
     Option("dir_mode", parse_mode, "permission bits of directories, octal (default 755)"),
+    Option(
+        "trust_stored_owners",
+        None,
+        "show the owner and mode stored on each object (goog-reserved-posix-*) and store chmod/chown; "
+        "only for single-tenant buckets: anyone who can write the bucket then picks owners and modes",
+    ),
     Option("metadata_ttl", float, "seconds that listings and attributes are trusted (default 60)"),
     Option("log_file", Path, "daemon log (default: octuefs.log in the cache directory)"),
     Option("debug", None, "log every FUSE operation and storage request"),
@@ -115,7 +123,30 @@ def build_config(arguments: argparse.Namespace) -> MountConfig:
         if given is not None:
             values[option.name] = _convert(option, None if option.parse is None else given)
     bucket, prefix = parse_source(arguments.source)
-    return MountConfig(bucket=bucket, prefix=prefix, mountpoint=arguments.mountpoint.absolute(), **values)
+    return MountConfig(
+        bucket=bucket,
+        prefix=prefix,
+        mountpoint=resolve_mountpoint(arguments.mountpoint),
+        given_options=frozenset(values),
+        **values,
+    )
+
+
+def resolve_mountpoint(path: Path) -> Path:
+    """The real directory a mountpoint path names, as fusermount3 mounts on it: a symlinked mountpoint
+    is followed, so the pid file, `ismount` and `unmount` all name the directory really mounted.
+
+    The last component is followed with readlink only, never stat: a live mountpoint's stat is
+    answered by its daemon, which may be the hung one being unmounted.
+    """
+    current = Path(os.path.abspath(path))
+    for _ in range(40):  # the kernel's own bound on symlinks in one lookup
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a symlink (or nothing there): the check before mounting says which
+            break
+        current = Path(os.path.abspath(current.parent / target))
+    return Path(os.path.realpath(current.parent)) / current.name
 
 
 def check_before_mounting(config: MountConfig) -> None:
@@ -125,6 +156,10 @@ def check_before_mounting(config: MountConfig) -> None:
         raise MountError(f"{config.mountpoint}: mountpoint does not exist or is not a directory.")
     if os.path.ismount(config.mountpoint):
         raise MountError(f"{config.mountpoint}: mountpoint is busy (something is already mounted there).")
+    cache = config.resolved_cache_dir
+    make_directories(cache)
+    check_shared_directory(cache)
+    prepare_runtime_directory()
     from octuefs.storage.gcs import configure, get_storage
 
     configure(endpoint=config.endpoint)
@@ -138,6 +173,8 @@ def check_before_mounting(config: MountConfig) -> None:
 
 
 def run_mount(arguments: argparse.Namespace) -> int:
+    # Before anything is created: staged bytes, records, the log and the cache are the user's alone.
+    os.umask(PRIVATE_UMASK)
     config = build_config(arguments)
     check_before_mounting(config)
     from octuefs.fs.daemon import serve
@@ -183,11 +220,12 @@ def _daemonize(config: MountConfig, serve: Callable[[MountConfig, Callable[[], N
 
 
 def run_unmount(arguments: argparse.Namespace) -> int:
-    from octuefs.fs.daemon import pid_file
-
-    mountpoint = arguments.mountpoint.absolute()
-    record = pid_file(mountpoint)
-    daemon = int(record.read_text()) if record.exists() else None
+    mountpoint = resolve_mountpoint(arguments.mountpoint)
+    try:
+        daemon = read_pid_file(pid_file(mountpoint))
+    except UnsafePath as error:
+        print(f"octuefs: not waiting for the daemon: {error}", file=sys.stderr)
+        daemon = None
     command = ["fusermount3", "-u", *(["-z"] if arguments.lazy else []), str(mountpoint)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

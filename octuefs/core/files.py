@@ -6,6 +6,7 @@ itself runs in worker threads (`Workers`), which change only the session handed 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,16 @@ from octuefs.storage.gcs import ObjectStat
 from octuefs.uploads.session import WriteSession
 from octuefs.uploads.uploader import Uploader
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Files(CoreParts):
     cache: ChunkCache
     uploader: Uploader
     mounted_at_ns: int = field(default_factory=time.time_ns)
+    # Objects whose stored POSIX attributes were reported unusable: once each, not at every stat.
+    reported_attributes: set[str] = field(default_factory=set)
 
     def location(self, inode: Inode) -> str:
         return self.location_of(inode.path)
@@ -42,7 +47,11 @@ class Files(CoreParts):
             custom.update(session.custom_changes)
             updated_ns = session.modified_ns
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
-        attributes = posix.read(custom, default)
+        attributes, unusable = posix.read(custom, default, posix.shown_keys(self.config))
+        if unusable and self.location(inode) not in self.reported_attributes:
+            self.reported_attributes.add(self.location(inode))
+            stored = ", ".join(f"{key} {custom[key]!r:.40}" for key in unusable)
+            logger.warning("%s: stored %s out of range; the mount's values are shown", self.location(inode), stored)
         if session is not None:
             return session.size, attributes
         return (stat.size if stat else 0), attributes

@@ -111,7 +111,8 @@ class Namespace(CoreParts):
         inode.refresh(datafile)
         inode.created_here = True
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
-        await self.files.open_for_writing(inode, True, datafile, posix.created(mode, uid, gid, default))
+        owners = posix.created(mode, uid, gid, default) if self.config.trust_stored_owners else {}
+        await self.files.open_for_writing(inode, True, datafile, owners)
         return inode
 
     async def mkdir(self, parent: Inode, name: str) -> Inode:

@@ -73,6 +73,10 @@ class MountConfig:
     storage_threads: int = 16
     retry_deadline: float = 120.0
     metrics_port: int | None = None
+    # Show the owners and modes stored on objects (see fs/posix.py); off, the bucket grants nothing.
+    trust_stored_owners: bool = False
+    # The options the user gave (not defaults): a given uid, gid or file_mode wins over stored values.
+    given_options: frozenset[str] = frozenset()
 
     @property
     def source(self) -> str:

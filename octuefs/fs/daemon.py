@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import resource
 import signal
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 import pyfuse3
 import trio
@@ -19,7 +17,9 @@ from octuefs.cache import ChunkCache
 from octuefs.fs.config import MountConfig
 from octuefs.fs.metrics import serve_metrics
 from octuefs.fs.operations import BucketOperations
+from octuefs.fs.runtime import pid_file, prepare_runtime_directory, write_pid_file
 from octuefs.logs import formatter
+from octuefs.private_files import make_directories, open_private
 from octuefs.storage.gcs import configure, get_storage
 from octuefs.uploads.staging import StagingArea, recover, remove_stale_parts
 from octuefs.uploads.uploader import Uploader
@@ -60,22 +60,6 @@ def raise_descriptor_limit() -> None:
         logger.info("raised the open file limit from %d to %d", soft, hard)
 
 
-def runtime_directory() -> Path:
-    if os.geteuid() == 0:
-        return Path("/run/octuefs")
-    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/octuefs-{os.getuid()}") / "octuefs"
-
-
-def pid_file(mountpoint: Path) -> Path:
-    """Where the daemon serving `mountpoint` records its pid, so `octuefs unmount` can wait for it.
-
-    The path is made absolute without resolving symlinks: resolving would stat the mountpoint,
-    which deadlocks once the mount exists and this very process is the one that must answer.
-    """
-    digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
-    return runtime_directory() / f"{digest}.pid"
-
-
 def notify_systemd(state: str) -> None:
     """Tell systemd (Type=notify) about the daemon; a no-op when not started by systemd.
 
@@ -103,8 +87,10 @@ def setup_logging(config: MountConfig) -> None:
     log_file = config.resolved_log_file
     handler: logging.Handler
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file)
+        make_directories(log_file.parent)
+        # Not FileHandler: it would follow a planted symlink and write wherever it points, as root too.
+        handle = open_private(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        handler = logging.StreamHandler(os.fdopen(handle, "a", encoding="utf-8"))
     else:
         handler = logging.StreamHandler()
     handler.setFormatter(formatter(config.log_format))
@@ -146,16 +132,16 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     staging = StagingArea(config.resolved_cache_dir / "staging")
     # recover() logs one line per staged file (uploaded, or kept aside and where); logging its report
     # again here would double each line and call bytes that were set aside "recovered".
-    recover(staging, storage, config.resolved_cache_dir / "lost+found")
+    recover(staging, storage, config.resolved_cache_dir / "lost+found", config.bucket, config.prefix)
     remove_stale_parts(storage, config.bucket)
     uploader = Uploader(staging, cache, storage, config.chunk_size)
     operations = BucketOperations(config, storage, cache, uploader)
+    prepare_runtime_directory()
     record = pid_file(config.mountpoint)
-    record.parent.mkdir(parents=True, exist_ok=True)
     pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))
     metrics = None
     try:
-        record.write_text(f"{os.getpid()}\n")
+        write_pid_file(record)
         logger.info("mounted %s at %s (cache %s)", config.source, config.mountpoint, config.resolved_cache_dir)
         if config.metrics_port:
             metrics = serve_metrics(config.metrics_port, operations.statistics)

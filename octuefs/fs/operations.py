@@ -285,7 +285,7 @@ class BucketOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:  # fmt: skip
         inode = self.inodes[ino]
-        changes = posix.changes(attr, fields)
+        changes = posix.changes(attr, fields, self.config.trust_stored_owners)
         if not inode.is_dir and (fields.update_size or changes):
             await self.files.set_attributes(inode, attr.st_size if fields.update_size else None, changes)
         return self._attributes(inode)

@@ -22,6 +22,7 @@ from octuefs.errors import (
     InvalidTagException,
     MalformedMetadataError,
     MalformedMetadataWarning,
+    MetadataTooDeepError,
     MetadataTooLargeError,
 )
 from octuefs.metadata.labels import LabelSet, split_label_text
@@ -141,7 +142,11 @@ def decode_cloud(custom: Mapping[str, str | None], source: str) -> dict[str, Any
         for key in (cloud_key(field), field):
             raw = custom.get(key)
             if raw is not None and raw != "":
-                value = loads(raw)
+                try:
+                    value = loads(raw, field)
+                except MetadataTooDeepError as error:
+                    _warn(source, field, f"{raw[:40]}...", error)
+                    break
                 # A single label such as "2024" or "true" parses as a JSON scalar; it is still a word.
                 if field == "labels" and isinstance(value, bool | int | float):
                     value = raw

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from octuefs.datafile import UploadRequest
 from octuefs.errors import OctuefsError, StagingDiskError
+from octuefs.private_files import open_private, private_directory
 from octuefs.storage.gcs import TEMPORARY_PREFIX
 from octuefs.storage.interface import Storage
 from octuefs.uploads import sending
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 # Older than any append could take: a part this old was left by a crash, not by an append in flight.
 STALE_PART_AGE = timedelta(days=1)
+CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 @contextlib.contextmanager
@@ -99,8 +101,7 @@ class StagedFile:
 
 class StagingArea:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_directory(Path(directory))
 
     def create(self, request: UploadRequest) -> StagedFile:
         staged = StagedFile(self.directory, uuid.uuid4().hex)
@@ -108,9 +109,9 @@ class StagingArea:
         # could lose (recovery drops a record without data), and the rename is a journal commit.
         with disk_errors(staged.record_path):
             try:
-                with open(staged.record_path, "x") as file:
+                with os.fdopen(open_private(staged.record_path, CREATE_NEW), "w") as file:
                     json.dump(request.to_dict(), file)
-                staged.data_path.touch()
+                os.close(open_private(staged.data_path, CREATE_NEW))
             except OSError:
                 self.remove(staged)
                 raise
@@ -126,12 +127,15 @@ class StagingArea:
         return [StagedFile(self.directory, path.stem) for path in sorted(self.directory.glob("*.json"))]
 
 
-def recover(area: StagingArea, storage: Storage, lost_and_found: Path) -> list[str]:
-    """Finish or set aside what an earlier daemon left staged; returns one line per file, also logged."""
+def recover(area: StagingArea, storage: Storage, lost_and_found: Path, bucket: str, prefix: str) -> list[str]:
+    """Finish or set aside what an earlier daemon of this mount's `bucket` and `prefix` left staged;
+    returns one line per file, also logged. Records of other objects (a cache directory shared by
+    mounts of other sources, or a record someone planted) are left alone: a mount uploads only to
+    what it serves."""
     report = []
     for staged in area.pending():
         try:
-            line = _recover_one(area, staged, storage, lost_and_found)
+            line = _recover_one(area, staged, storage, lost_and_found, (bucket, prefix))
         except (OctuefsError, OSError, ValueError, KeyError) as error:
             line = f"could not recover staged file {staged.data_path}: {error}; it is left where it is"
         logger.warning("recovery: %s", line)
@@ -139,19 +143,24 @@ def recover(area: StagingArea, storage: Storage, lost_and_found: Path) -> list[s
     return report
 
 
-def _recover_one(area: StagingArea, staged: StagedFile, storage: Storage, lost_and_found: Path) -> str:
+def _recover_one(
+    area: StagingArea, staged: StagedFile, storage: Storage, lost_and_found: Path, source: tuple[str, str]
+) -> str:
     if not staged.data_path.exists():
         area.remove(staged)
         return f"dropped a record without data ({staged.record_path.name})"
     request = staged.read_record()
     location = request.location
+    bucket, prefix = source
+    if location.bucket != bucket or not location.name.startswith(f"{prefix}/" if prefix else ""):
+        return f"{staged.data_path} is staged for {location}, not under gs://{bucket}/{prefix}: left where it is"
     current = storage.stat(location.bucket, location.name)
     current_generation = current.generation if current else 0
     if current_generation == request.if_generation_match:
         stat = sending.send(storage, request, staged.data_path)
         area.remove(staged)
         return f"uploaded {stat.size} bytes to {location} (generation {stat.generation})"
-    lost_and_found.mkdir(parents=True, exist_ok=True)
+    private_directory(lost_and_found)
     base_name = os.path.basename(location.name)
     if base_name in ("", ".", "..") or len(base_name.encode("utf-8", "surrogateescape")) > 200:
         base_name = "object"

@@ -11,6 +11,7 @@ import pytest
 
 from octuefs import Datafile
 from tests.conftest import unavailable
+from tests.mount.conftest import is_mount, processes_mentioning
 
 
 @pytest.mark.timeout(120)
@@ -75,3 +76,27 @@ def test_demo_seeds_from_a_folder_with_its_octue_metadata(gcs_server, tmp_path) 
         env=environment,
     )
     assert missing.returncode == 1 and "nowhere" in missing.stderr
+
+
+@pytest.mark.timeout(120)
+def test_demo_over_a_symlinked_mountpoint_leaves_no_daemon(gcs_server, tmp_path) -> None:
+    if not os.path.exists("/dev/fuse"):
+        unavailable("/dev/fuse does not exist")
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--mountpoint", str(link)],
+            capture_output=True,
+            text=True,
+            timeout=100,
+            env=environment,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"Mounted gs://octuefs-demo at {real}" in result.stdout
+        assert not is_mount(real)
+        assert processes_mentioning(str(real)) == processes_mentioning(str(link)) == []
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(real)], capture_output=True, timeout=10)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from octuefs.fs.daemon import pid_file
+from octuefs.fs.runtime import pid_file
 from tests.conftest import unavailable
 
 CLI = (sys.executable, "-m", "octuefs.cli.main")
@@ -253,3 +255,59 @@ def mount(bucket, proxy, tmp_path) -> Iterator[Mounter]:
         yield mounter
     finally:
         mounter.cleanup()
+
+
+@dataclass(frozen=True)
+class LocalUser:
+    """A second local user, for the findings about what other users can do to a mount."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, *command: str | os.PathLike[str]) -> subprocess.CompletedProcess:
+        return run("runuser", "-u", self.name, "--", *command)
+
+    def octuefs(self, *arguments: str | os.PathLike[str]) -> subprocess.CompletedProcess:
+        """`octuefs ARGUMENTS` as this user, without XDG_RUNTIME_DIR (as from cron or ssh without a
+        session). The interpreter lives under /root (0700), which the user cannot read, so it is
+        started as root, loads octuefs, then drops to the user's ids before running the command."""
+        program = (
+            "import os, sys; import octuefs.cli.main as cli, octuefs.fs.daemon; "
+            f"os.setgroups([]); os.setgid({self.gid}); os.setuid({self.uid}); "
+            "sys.exit(cli.main(sys.argv[1:]))"
+        )
+        environment = {key: value for key, value in os.environ.items() if key != "XDG_RUNTIME_DIR"}
+        return subprocess.run(
+            [sys.executable, "-c", program, *map(os.fspath, arguments)],
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
+            env=environment,
+        )
+
+
+@pytest.fixture(scope="session")
+def other_user() -> Iterator[LocalUser]:
+    """Made for this run (a unique name) and removed after it; needs root, useradd and runuser."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("useradd", "userdel", "runuser")):
+        unavailable("a second local user needs root, useradd, userdel and runuser")
+    name = f"octuefs-test-{os.getpid()}"
+    created = run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name)
+    if created.returncode != 0:
+        unavailable(f"useradd {name} failed: {created.stderr.decode(errors='replace').strip()}")
+    entry = pwd.getpwnam(name)
+    try:
+        yield LocalUser(name, entry.pw_uid, entry.pw_gid)
+    finally:
+        run("userdel", name)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user can enter (as /var/cache is): pytest's own tmp_path is 0700."""
+    path = Path(tempfile.mkdtemp(prefix="octuefs-shared-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

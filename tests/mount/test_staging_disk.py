@@ -37,10 +37,11 @@ def staged(cache_dir: Path) -> list[Path]:
 
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
-    """A 2 MiB tmpfs, unmounted (lazily, in case a daemon still holds it) when the test ends."""
+    """A 2 MiB tmpfs, 0700 (a cache directory others can write is refused), unmounted (lazily, in
+    case a daemon still holds it) when the test ends."""
     directory = tmp_path / "small-disk"
     directory.mkdir()
-    mounted = run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", directory)
+    mounted = run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", directory)
     if mounted.returncode != 0:
         pytest.fail(f"could not mount a tmpfs (the test needs root): {mounted.stderr.decode()}")
     try:

@@ -168,7 +168,7 @@ def test_rsync_archive_preserves_mode_and_mtime_and_second_run_copies_nothing(mo
     (source / "x.txt").write_bytes(b"one\n")
     (source / "x.txt").chmod(0o640)
     os.utime(source / "x.txt", (1612325106, 1612325106))
-    mounted = mount()
+    mounted = mount("", "--trust-stored-owners")  # modes are stored and shown only on a trusting mount
 
     mounted.sh("rsync", "-a", f"{source}/", f"{mounted / 'mirror'}/")
     second = mounted.sh("rsync", "-ai", f"{source}/", f"{mounted / 'mirror'}/")
@@ -187,22 +187,31 @@ CREATE_600 = "import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_C
 
 
 def test_a_new_file_has_the_mode_it_was_created_with_and_its_creators_owner(mount, bucket):
-    """As on a local disk: open(O_CREAT, mode) less the umask, owned by the caller (root here, while
-    the mount shows uid and gid 4321 for files that say nothing), kept on the object as chmod keeps it."""
-    mounted = mount("", "--uid", "4321", "--gid", "4321")
+    """On a mount that trusts stored owners, as on a local disk: open(O_CREAT, mode) less the umask,
+    owned by the caller (root here, while the mount's default is uid and gid 4321), kept on the object
+    as chmod keeps it. A uid or gid given to a mount wins over the stored owner."""
+    mounted = mount("", "-o", "trust_stored_owners", "--uid", "4321", "--gid", "4321")
     mounted.sh("sh", "-c", f"umask 077; echo secret > {mounted / 'private.txt'}")
     mounted.sh(sys.executable, "-c", CREATE_600, mounted / "empty.txt")
     mounted.sh("sh", "-c", f"umask 022; echo shared > {mounted / 'plain.txt'}")
 
-    expected = {"private.txt": (0o600, 0, 0), "empty.txt": (0o600, 0, 0), "plain.txt": (0o644, 0, 0)}
-    again = mount("", "--uid", "4321", "--gid", "4321")
-    for shown_by in (mounted, again):
-        for name, attributes in expected.items():
+    modes = {"private.txt": 0o600, "empty.txt": 0o600, "plain.txt": 0o644}
+    trusting = mount("", "--trust-stored-owners")
+    for shown_by, owner in ((mounted, 4321), (trusting, 0)):
+        for name, mode in modes.items():
             status = shown_by.call(os.stat, shown_by / name)
-            assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == attributes, name
+            assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (mode, owner, owner), name
     metadata = bucket.get_blob("private.txt").metadata
     assert (metadata["goog-reserved-posix-mode"], metadata["goog-reserved-posix-uid"]) == ("600", "0")
     assert metadata["goog-reserved-posix-gid"] == "0" and "octue__id" in metadata
+
+
+def test_a_new_file_on_a_default_mount_stores_no_owner_and_shows_the_mounts(mount, bucket):
+    mounted = mount("", "--uid", "4321", "--gid", "4321")
+    mounted.sh("sh", "-c", f"umask 077; echo secret > {mounted / 'private.txt'}")
+    status = mounted.call(os.stat, mounted / "private.txt")
+    assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (0o644, 4321, 4321)
+    assert not any(key.startswith("goog-reserved-posix") for key in bucket.get_blob("private.txt").metadata)
 
 
 def test_cp_preserve_sets_mtime_on_an_existing_file_with_one_patch(mount, bucket, tmp_path, proxy):
