@@ -132,3 +132,23 @@ def test_a_sparse_growth_past_the_free_staging_space_is_enospc(small_disk, mount
     mounted.sh("truncate", "-s", "1M", mounted / "small.txt")  # what the disk could hold is a file's size
     assert bucket.blob("small.txt").download_as_bytes() == b"small\n" + bytes(MiB - 6)
     assert staged(small_disk) == []
+
+
+def test_a_file_that_filled_the_staging_disk_gives_the_space_back_when_unlinked(small_disk, mount, bucket, tmp_path):
+    mounted = mount("", "--log-file", str(tmp_path / "octuefs.log"), cache_dir=small_disk)
+    filler = mounted.call(os.open, mounted / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with pytest.raises(OSError) as raised:
+            for _ in range(8):
+                mounted.call(os.write, filler, os.urandom(MiB))
+        assert raised.value.errno == errno.ENOSPC
+        mounted.call(os.unlink, mounted / "big.bin")
+    finally:
+        mounted.call(os.close, filler)
+    assert staged(small_disk) == [], "the unlinked file's staged bytes outlived its last close"
+    free = os.statvfs(small_disk)
+    assert free.f_bavail * free.f_frsize > MiB
+    mounted.sh("sh", "-c", f"echo fits > {mounted / 'more.txt'}")
+    assert bucket.blob("more.txt").download_as_bytes() == b"fits\n"
+    assert bucket.blob("big.bin").exists() is False
+    assert "Traceback" not in (tmp_path / "octuefs.log").read_text()
