@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.conftest import is_mount, run
+from tests.mount.conftest import Mount, is_mount, run
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,6 +33,14 @@ def local_errno(function, *args) -> int | None:
 
 def staged(cache_dir: Path) -> list[Path]:
     return sorted((cache_dir / "staging").glob("*.data"))
+
+
+def fill_until_full(mounted: Mount, descriptor: int) -> None:
+    """Write to `descriptor` until the 2 MiB staging disk refuses more, as ENOSPC."""
+    with pytest.raises(OSError) as raised:
+        for _ in range(8):
+            mounted.call(os.write, descriptor, os.urandom(MiB))
+    assert raised.value.errno == errno.ENOSPC
 
 
 @pytest.fixture
@@ -78,10 +86,7 @@ def test_a_full_staging_disk_answers_enospc(small_disk, mount, bucket, tmp_path)
     mounted = mount("", "--log-file", str(log_file), cache_dir=small_disk)
     filler = mounted.call(os.open, mounted / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        with pytest.raises(OSError) as raised:
-            for _ in range(8):
-                mounted.call(os.write, filler, os.urandom(MiB))
-        assert raised.value.errno == errno.ENOSPC
+        fill_until_full(mounted, filler)
         result = run("sh", "-c", f"echo more > {mounted / 'more.txt'}")
         assert result.returncode != 0 and b"No space left on device" in result.stderr, result.stderr
     finally:
@@ -138,10 +143,7 @@ def test_a_file_that_filled_the_staging_disk_gives_the_space_back_when_unlinked(
     mounted = mount("", "--log-file", str(tmp_path / "octuefs.log"), cache_dir=small_disk)
     filler = mounted.call(os.open, mounted / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        with pytest.raises(OSError) as raised:
-            for _ in range(8):
-                mounted.call(os.write, filler, os.urandom(MiB))
-        assert raised.value.errno == errno.ENOSPC
+        fill_until_full(mounted, filler)
         mounted.call(os.unlink, mounted / "big.bin")
     finally:
         mounted.call(os.close, filler)
