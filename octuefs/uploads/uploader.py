@@ -130,8 +130,8 @@ class Uploader:
         return written
 
     def read(self, session: WriteSession, offset: int, size: int) -> bytes:
-        """Through a descriptor of its own: the session's may be closed (and its number reused) by a
-        release while this runs without the inode's lock. Bytes still in the hole come from the object."""
+        """Runs without the inode's lock, so read-only and through a descriptor of its own (a release may
+        remove the session meanwhile). Bytes still in the hole come from the object."""
         head = b""
         base = session.base
         if base is not None and offset < base.size:
