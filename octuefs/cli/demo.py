@@ -54,12 +54,11 @@ def _show(command: list[str]) -> None:
     print((result.stdout + result.stderr).rstrip())
 
 
-def _mount(server: GCSServer, mountpoint: Path) -> bool:
+def _mount(server: GCSServer, mountpoint: Path, cache: Path) -> bool:
     if not os.path.exists("/dev/fuse"):
         print("\n(/dev/fuse is missing here, so the bucket is not mounted.)")
         return False
     mountpoint.mkdir(parents=True, exist_ok=True)
-    cache = Path(tempfile.mkdtemp(prefix="octuefs-demo-cache-"))
     result = _octuefs("mount", DEMO_BUCKET, str(mountpoint), "--endpoint", server.url, "--cache-dir", str(cache))
     if result.returncode != 0:
         print(f"\n(mounting failed: {result.stderr.strip()})")
@@ -112,12 +111,14 @@ def run(arguments: argparse.Namespace) -> int:
     # and leave its daemon behind.
     mountpoint = resolve_mountpoint(arguments.mountpoint)
     mounted = False
+    # Removed when the demo stops (after the unmount below, which waits for the daemon to exit).
+    cache = tempfile.TemporaryDirectory(prefix="octuefs-demo-cache-", ignore_cleanup_errors=True)
     try:
         configure(endpoint=server.url)
         _seed(arguments.data)
         print(f"octuefs demo: a GCS-compatible server is running at {server.url} with bucket gs://{DEMO_BUCKET}\n")
         print(render_table(Dataset(f"gs://{DEMO_BUCKET}", recursive=True)))
-        mounted = not arguments.no_mount and _mount(server, mountpoint)
+        mounted = not arguments.no_mount and _mount(server, mountpoint, Path(cache.name))
         print(_instructions(server, mountpoint, mounted))
         if not arguments.no_wait:
             print("\nPress Ctrl-C to stop.", flush=True)
@@ -128,5 +129,6 @@ def run(arguments: argparse.Namespace) -> int:
         if mounted and os.path.ismount(mountpoint):
             _octuefs("unmount", str(mountpoint))
         server.stop()
+        cache.cleanup()
         print("octuefs demo: stopped.")
     return 0

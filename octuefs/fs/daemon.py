@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -47,6 +48,16 @@ def limit_malloc_arenas() -> None:
     except (OSError, AttributeError):  # not glibc: its allocator does not work this way
         return
     mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
+def raise_descriptor_limit() -> None:
+    """Use every descriptor the hard limit allows: systemd and most shells start programs with a soft
+    limit of 1024, which a mount serving many programs (each read or upload holds a connection, the
+    chunk cache its files) can reach while the hard limit is far higher."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        logger.info("raised the open file limit from %d to %d", soft, hard)
 
 
 def notify_systemd(state: str) -> None:
@@ -112,6 +123,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     """Mount and serve; `notify_ready` is called once the kernel has the mount."""
     limit_malloc_arenas()
     setup_logging(config)
+    raise_descriptor_limit()
     # Reads and uploads each have `storage_threads` threads (see BucketOperations), each with a connection.
     pool_size = 2 * config.storage_threads + 8
     configure(endpoint=config.endpoint, pool_size=pool_size, retry_deadline=config.retry_deadline)

@@ -9,6 +9,8 @@ Changes are computed on a copy, so a bad value is refused before anything is sen
 
 from __future__ import annotations
 
+from typing import Any
+
 from octuefs.datafile import Datafile
 from octuefs.errors import (
     InvalidInputException,
@@ -90,18 +92,30 @@ def with_set(datafile: Datafile, name: str, value: bytes) -> OctueMetadata:
     text = _text(datafile, name, value)
     changed = datafile.octue_metadata.copy()
     if name == TAGS:
-        tags = loads(text)
+        tags = _tag_json(datafile, name, text)
         if not isinstance(tags, dict):
             raise InvalidTagException(f"{datafile.cloud_path}: {name} must be a JSON object, got {text!r}.")
         changed.tags = TagDict(tags)
     elif name.startswith(TAG_PREFIX):
         key = validate_tag_key(name[len(TAG_PREFIX) :])
-        changed.tags[key] = loads(text)
+        changed.tags[key] = _tag_json(datafile, name, text)
     elif name == LABELS:
         changed.labels = LabelSet(split_label_text(text))
     else:
         changed.timestamp = parse_timestamp_text(text) if text.strip() else None
     return changed
+
+
+def _tag_json(datafile: Datafile, name: str, text: str) -> Any:
+    """A tag value from its text. JSON nested deeper than readers can parse is refused by `loads`;
+    NaN and Infinity are refused here: Python's json reads and writes them, but they are not JSON, so
+    the Octue SDK's other readers (and any JSON parser but Python's) would fail on the object."""
+    value = loads(text, f"{datafile.cloud_path}: {name}")
+    try:
+        dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidTagException(f"{datafile.cloud_path}: {name} holds NaN or Infinity, which JSON has not.") from None
+    return value
 
 
 def with_removed(datafile: Datafile, name: str) -> OctueMetadata:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +28,6 @@ class WriteSession:
     loop handed it to while holding that lock)."""
 
     staged: StagedFile
-    fd: int
     # What the staged file's record on disk says (recovery after a crash sends exactly that).
     recorded: UploadRequest
     status: WriteStatus = WriteStatus.CLEAN
@@ -46,7 +44,7 @@ class WriteSession:
 
     @property
     def size(self) -> int:
-        return os.fstat(self.fd).st_size
+        return self.staged.size
 
     @property
     def dirty(self) -> bool:

@@ -9,6 +9,7 @@ the file from this mount see the staged bytes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from dataclasses import replace
 
 from octuefs.cache import ChunkCache
 from octuefs.datafile import Datafile, UploadRequest
-from octuefs.errors import OctuefsError, PreconditionConflict
+from octuefs.errors import OctuefsError, PreconditionConflict, StagingDiskError
 from octuefs.reader import ObjectReader
 from octuefs.storage.gcs import ObjectStat
 from octuefs.storage.interface import Storage
@@ -33,6 +34,8 @@ FILL_SPAN_CHUNKS = 8
 # Below this, copying the object in (one ranged GET, often cached) is cheaper than the three extra
 # requests of joining appended bytes on in the cloud.
 JOIN_MIN_BYTES = 8 * 1024 * 1024
+# GCS's largest object: a file past it could never be uploaded.
+MAX_OBJECT_SIZE = 5 * 1024**4
 # Files fed while written at once; each sends one part at a time, streamed from its staged file.
 FEEDING_THREADS = 4
 
@@ -53,7 +56,7 @@ class Uploader:
         with disk_errors(self.staging.directory):
             request = datafile.content_upload_request()
             staged = self.staging.create(request)
-            session = WriteSession(staged, os.open(staged.data_path, os.O_RDWR), request)
+            session = WriteSession(staged, request)
             stat = datafile.cloud_stat
             try:
                 if stat is None or truncate:
@@ -85,7 +88,8 @@ class Uploader:
     def _leave_hole(session: WriteSession, stat: ObjectStat) -> None:
         """Stand the object's bytes in as a hole, recorded before anything is written, so recovery after
         a crash joins the staged tail onto the object instead of uploading the hole as zeros."""
-        os.ftruncate(session.fd, stat.size)
+        with session.staged.opened() as descriptor:
+            os.ftruncate(descriptor, stat.size)
         session.record(replace(session.recorded, base_size=stat.size, if_generation_match=stat.generation))
         session.base = stat
 
@@ -106,24 +110,28 @@ class Uploader:
         indices = reader.chunk_range(0, size)
         for first in range(indices.start, indices.stop, FILL_SPAN_CHUNKS):
             reader.fetch_span(first, FILL_SPAN_CHUNKS)
-            for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
-                start = index * self.chunk_size
-                os.pwrite(session.fd, reader.chunk(index)[: size - start], start)
+            with session.staged.opened() as descriptor:
+                for index in range(first, min(first + FILL_SPAN_CHUNKS, indices.stop)):
+                    start = index * self.chunk_size
+                    os.pwrite(descriptor, reader.chunk(index)[: size - start], start)
 
     def write(self, session: WriteSession, offset: int, data: bytes, append: bool) -> int:
         with disk_errors(session.staged.data_path):
             position = session.size if append else offset
+            self._check_growth(session, position, position + len(data))
             if session.base is not None and position < session.base.size:
                 self._copy_in_base(session)
-            written = os.pwrite(session.fd, data, position)
+            with session.staged.opened() as descriptor:
+                written = os.pwrite(descriptor, data, position)
+                size = os.fstat(descriptor).st_size
             session.mark_changed()
             if session.feed is not None:
-                session.feed.written(position, session.size)
+                session.feed.written(position, size)
         return written
 
     def read(self, session: WriteSession, offset: int, size: int) -> bytes:
-        """Through a descriptor of its own: the session's may be closed (and its number reused) by a
-        release while this runs without the inode's lock. Bytes still in the hole come from the object."""
+        """Runs without the inode's lock, so read-only and through a descriptor of its own (a release may
+        remove the session meanwhile). Bytes still in the hole come from the object."""
         head = b""
         base = session.base
         if base is not None and offset < base.size:
@@ -135,12 +143,31 @@ class Uploader:
 
     def truncate(self, session: WriteSession, size: int) -> None:
         with disk_errors(session.staged.data_path):
+            self._check_growth(session, size, size)
             if session.base is not None and size < session.base.size:
                 self._copy_in_base(session, limit=size)
-            os.ftruncate(session.fd, size)
+            with session.staged.opened() as descriptor:
+                os.ftruncate(descriptor, size)
             session.mark_changed()
             if session.feed is not None:
                 session.feed.written(size, size)
+
+    @staticmethod
+    def _check_growth(session: WriteSession, hole_end: int, size: int) -> None:
+        """Refuse at once a size the file could never be uploaded at (EFBIG), and a hole (up to
+        `hole_end`) the staging disk could not hold as zeros (ENOSPC): a hole a far truncate or write
+        leaves goes up as zeros, so `truncate -s 1P` would stream zeros for days. Bytes actually
+        written meet the disk's own limit."""
+        path = session.staged.data_path
+        if size > MAX_OBJECT_SIZE:
+            raise StagingDiskError(errno.EFBIG, f"{path}: {size} bytes is past the largest object GCS holds")
+        hole = hole_end - session.size
+        if hole > 0:
+            disk = os.statvfs(path)
+            if hole > disk.f_bavail * disk.f_frsize:
+                raise StagingDiskError(
+                    errno.ENOSPC, f"{path}: a hole of {hole} bytes would not fit on the staging disk"
+                )
 
     def upload(self, datafile: Datafile, session: WriteSession) -> ObjectStat | None:
         """Send the staged bytes if they changed; on failure say where they are kept, and keep them.
@@ -227,5 +254,4 @@ class Uploader:
         """Remove the staged files of a session no inode holds any more (uploaded or unlinked)."""
         if session.feed is not None:
             session.feed.abandon()
-        os.close(session.fd)
         self.staging.remove(session.staged)

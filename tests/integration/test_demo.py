@@ -19,6 +19,9 @@ def test_demo_mounts_samples_with_metadata_and_stops(gcs_server, tmp_path) -> No
     if not os.path.exists("/dev/fuse"):
         unavailable("/dev/fuse does not exist")
     environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    temporary = tmp_path / "tmp"  # where the demo makes its cache folder, to see that it goes
+    temporary.mkdir()
+    environment["TMPDIR"] = str(temporary)
     mountpoint = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--mountpoint", str(mountpoint)],
@@ -40,6 +43,7 @@ def test_demo_mounts_samples_with_metadata_and_stops(gcs_server, tmp_path) -> No
     assert 'user.octue.labels="met-mast wind-turbine"' in lines
     assert 'user.octue.hash="Ba+0Wg=="' in lines
     assert not os.path.ismount(mountpoint)
+    assert not list(temporary.glob("octuefs-demo-cache-*")), "the demo left its cache folder behind"
     server_url = next(line for line in lines if "server is running at" in line).split(" at ")[1].split()[0]
     port = int(server_url.rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):

@@ -195,3 +195,19 @@ def test_names_listings_would_hide_cannot_be_made(hostile, mount, bucket, name, 
     assert [blob.name for blob in bucket.list_blobs(prefix="odd/") if name in blob.name] == []
     assert name not in mounted.sh("ls", "-a", mounted / "odd").stdout.decode()
     assert_serving(mounted)
+
+
+def test_control_characters_in_names_reach_the_text_log_escaped(bucket, mount):
+    """A name is the bucket writer's text: raw, an escape sequence would drive the terminal of whoever
+    reads the log, and a line break forge a log line. The text log escapes them as the JSON log does."""
+    bucket.blob("odd/forged\n2026-01-01 00:00:00,000 1 ERROR fake: line.txt").upload_from_string(CONTENT)
+    mounted = mount()
+    name = "esc\x1b[2Jtab\tbell\x07.txt"
+    mounted.call((mounted / name).write_bytes, CONTENT)
+    assert mounted.call(os.listdir, mounted / "odd") == []
+    assert bucket.blob(name).download_as_bytes() == CONTENT
+    log = mounted.log
+    assert "esc\\u001b[2Jtab\\tbell\\u0007.txt: uploaded" in log, log[-3000:]
+    assert "forged\\n2026-01-01" in log, log[-3000:]
+    assert not any(character in log for character in "\x1b\t\x07\r"), log[-3000:]
+    assert "\n2026-01-01 00:00:00,000 1 ERROR fake" not in log

@@ -7,13 +7,15 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from octuefs.fs.runtime import pid_file
 from octuefs.local_server import free_port
-from tests.mount.conftest import CLI, alive, is_mount, processes_mentioning, run
+from tests.mount.conftest import CLI, PID_LINE, alive, is_mount, processes_mentioning, run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -171,3 +173,34 @@ def test_hostile_object_names_are_hidden_without_breaking_listings(mount, bucket
         mounted.call(os.stat, mounted / "odd/line\nbreak.txt")
     assert "longer than 255 bytes" in mounted.log
     assert "cannot be a local file name" in mounted.log
+
+
+def test_a_stale_pid_file_is_replaced_at_mount_and_removed_at_unmount(mount, bucket):
+    """A daemon killed outright leaves its pid file; the next mount there takes it over, and a clean
+    exit removes it."""
+    mountpoint = mount.new_dir("mnt")
+    record = pid_file(mountpoint)
+    record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    record.write_text(f"{finished.pid}\n")  # the pid of a process that has exited
+    try:
+        result = mount.attempt(
+            "mount",
+            bucket.name,
+            mountpoint,
+            "--endpoint",
+            mount.endpoint,
+            "--cache-dir",
+            mount.new_dir("cache"),
+            mountpoint=mountpoint,
+        )
+        assert result.returncode == 0, result.stderr
+        daemon = int(PID_LINE.search(result.stdout.decode()).group(1))
+        assert record.read_text() == f"{daemon}\n"
+        unmounted = run(*CLI, "unmount", mountpoint)
+        assert unmounted.returncode == 0, unmounted.stderr
+        assert not alive(daemon)
+        assert not record.exists(), "the pid file outlived a clean exit"
+    finally:
+        record.unlink(missing_ok=True)

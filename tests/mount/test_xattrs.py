@@ -263,6 +263,15 @@ REFUSED_SETS = [
     ("tags", b"not json at all", errno.EINVAL),
     ("tags", b'{"Bad Key": 1}', errno.EINVAL),
     ("timestamp", b"yesterday afternoon", errno.EINVAL),
+    # Python's json would store these as non-standard JSON that other readers reject.
+    ("tag.ratio", b"NaN", errno.EINVAL),
+    ("tag.ratio", b"Infinity", errno.EINVAL),
+    ("tag.ratio", b"-Infinity", errno.EINVAL),
+    ("tag.position", b'{"lat": NaN}', errno.EINVAL),
+    ("tags", b'{"ratio": [1, -Infinity]}', errno.EINVAL),
+    # Deeper than any reader of the object could parse without exhausting its stack.
+    ("tag.deep", b"[" * 3000 + b"]" * 3000, errno.EINVAL),
+    ("tags", b'{"deep": ' + b"[" * 3000 + b"]" * 3000 + b"}", errno.EINVAL),
     ("tag.note", b"\xff\xfe not utf-8", errno.EINVAL),
     ("tag.big", b"x" * 9000, errno.E2BIG),
     ("tags", json.dumps({f"key_{index}": "v" * 100 for index in range(90)}).encode(), errno.E2BIG),
