@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 
 from tests.mount.conftest import Mount
 from tests.mount.test_write_workflows import assert_identity_kept, octue_object
+from tests.support.http_proxy import Fault
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -405,3 +407,38 @@ def test_h5py_writes_a_new_file_that_a_second_mount_lists_and_reads(mount, tmp_p
         "names": ["a", "bb", "ccc"],
     }
     assert [entry[0] for entry in listing[0]] == ["grow", "matrix", "names", "site", "site/mast", "site/mast/speed"]
+
+
+def appended_then_reopened(path: Path, line: bytes) -> list[int]:
+    """The mtimes seen after an in-place append and fsync (before and after the close, which the
+    daemon's release of the file may still be following), and again once a read-only open past the
+    metadata TTL has re-read the object."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(descriptor, line)
+        os.fsync(descriptor)
+        seen = [os.fstat(descriptor).st_mtime_ns]
+    finally:
+        os.close(descriptor)
+    seen.append(os.stat(path).st_mtime_ns)
+    time.sleep(0.3)
+    with open(path, "rb") as file:
+        file.read()
+    return [*seen, os.stat(path).st_mtime_ns]
+
+
+def test_the_mtime_seen_after_a_write_stays_when_the_object_is_read_again(mount, bucket, proxy, tmp_path):
+    """What vim checks before it saves: the mtime after a write does not turn into the object's update
+    time when the object is re-read (each request ~50 ms late, as from real GCS)."""
+    bucket.blob("notes.txt").upload_from_string(b"first\n")
+    mounted = mount(metadata_ttl=0.2)
+    path = mounted / "notes.txt"
+    proxy.add(Fault("delay", None, r".*", remaining=None, lasting=50, seconds=0.05))
+
+    for index in range(5):
+        seen = mounted.call(appended_then_reopened, path, b"line %d\n" % index)
+        assert len(set(seen)) == 1, f"iteration {index}: the mtime moved with no write: {seen}"
+
+    for line in range(4):  # under /tmp (backupskip): vim writes in place, checking the mtime first
+        mounted.sh("vim", "-u", "DEFAULTS", "-i", "NONE", "-es", "-c", f"normal Go{line}", "-c", "wq", path)
+    assert mounted.read_bytes("notes.txt").splitlines()[-4:] == [b"0", b"1", b"2", b"3"]
