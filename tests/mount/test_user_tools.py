@@ -442,3 +442,40 @@ def test_the_mtime_seen_after_a_write_stays_when_the_object_is_read_again(mount,
     for line in range(4):  # under /tmp (backupskip): vim writes in place, checking the mtime first
         mounted.sh("vim", "-u", "DEFAULTS", "-i", "NONE", "-es", "-c", f"normal Go{line}", "-c", "wq", path)
     assert mounted.read_bytes("notes.txt").splitlines()[-4:] == [b"0", b"1", b"2", b"3"]
+
+
+def saved_with_a_renamed_backup(path: Path, content: bytes) -> None:
+    """vim's save with `writebackup` (strace): probe file, rename away, create anew, delete the backup."""
+    probe = path.parent / "4913"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    os.unlink(probe)
+    backup = path.with_name(path.name + "~")
+    os.rename(path, backup)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, content)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.unlink(backup)
+
+
+def test_a_save_that_renames_the_file_away_and_writes_it_anew_keeps_the_octue_identity(mount, bucket):
+    octue_object(bucket, "v.csv", b"t,speed\n1,2\n")
+    mounted = mount()
+    path = mounted / "v.csv"
+    before = mounted.call(octue_xattrs, path)
+
+    mounted.call(saved_with_a_renamed_backup, path, b"t,speed\n1,2\n2,3\n")
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es", "-c", "set backupskip=")
+    mounted.sh(*vim, "-c", "normal Go3,4", "-c", "wq", path)
+
+    content = b"t,speed\n1,2\n2,3\n3,4\n"
+    assert mounted.read_bytes("v.csv") == content
+    assert mounted.call(octue_xattrs, path) == before
+    assert sorted(mounted.call(os.listdir, mounted.path)) == ["v.csv"]
+    blob = bucket.get_blob("v.csv")
+    assert blob.download_as_bytes() == content
+    assert_identity_kept(blob)
+    again = mount()
+    assert again.call(octue_xattrs, again / "v.csv") == before
