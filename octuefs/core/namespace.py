@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from octuefs.core.files import Files
 from octuefs.core.inodes import Inode
@@ -287,8 +287,13 @@ class Namespace(CoreParts):
 
 def _inherited(heir_metadata: Mapping[str, str], replaced: Datafile) -> UploadRequest:
     """What a file taking the place of `replaced` carries: its identity (Octue metadata, foreign keys,
-    content type), with the POSIX keys of the heir's own custom metadata."""
-    return replaced.content_upload_request(posix.carried(heir_metadata))
+    content type), with the POSIX keys of the heir's own custom metadata. Not the replaced file's
+    stored mtime: the heir's content is newer, and shows its own time unless it was given one."""
+    inherited = replaced.content_upload_request(posix.carried(heir_metadata))
+    if posix.MTIME_KEY in heir_metadata:
+        return inherited
+    metadata = {key: value for key, value in inherited.metadata.items() if key != posix.MTIME_KEY}
+    return replace(inherited, metadata=metadata)
 
 
 def _has_user_metadata(datafile: Datafile) -> bool:

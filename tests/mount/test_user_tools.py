@@ -461,7 +461,11 @@ def saved_with_a_renamed_backup(path: Path, content: bytes) -> None:
 
 
 def test_a_save_that_renames_the_file_away_and_writes_it_anew_keeps_the_octue_identity(mount, bucket):
-    octue_object(bucket, "v.csv", b"t,speed\n1,2\n")
+    """vim's sequence by syscalls, then vim itself (`backupskip=`: its default skips backups under /tmp).
+    The saved file shows its own mtime, not the stored one of the file it replaced."""
+    original = octue_object(bucket, "v.csv", b"t,speed\n1,2\n")
+    original.metadata = {**original.metadata, "goog-reserved-file-mtime": "1600000000"}
+    original.patch()
     mounted = mount()
     path = mounted / "v.csv"
     before = mounted.call(octue_xattrs, path)
@@ -474,7 +478,9 @@ def test_a_save_that_renames_the_file_away_and_writes_it_anew_keeps_the_octue_id
     assert mounted.read_bytes("v.csv") == content
     assert mounted.call(octue_xattrs, path) == before
     assert sorted(mounted.call(os.listdir, mounted.path)) == ["v.csv"]
+    assert mounted.call(os.stat, path).st_mtime > time.time() - 60
     blob = bucket.get_blob("v.csv")
+    assert "goog-reserved-file-mtime" not in blob.metadata
     assert blob.download_as_bytes() == content
     assert_identity_kept(blob)
     again = mount()
