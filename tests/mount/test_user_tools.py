@@ -323,22 +323,23 @@ def octue_xattrs(path: Path) -> dict[str, bytes]:
 
 def test_editors_saves_keep_the_octue_identity(mount, bucket):
     """Save-by-rename (write a temporary file, fsync, rename it over the original), `sed -i` and vim
-    writing in place or with a copied backup (`backupcopy=yes`) all keep id, tags, labels, timestamp
-    and foreign keys, seen through the mount, on the server and through a second mount."""
+    writing in place right after another in-place write, with its stock backup (rename the file away,
+    write it anew, delete the backup) and with a copied backup (`backupcopy=yes`) all keep id, tags,
+    labels, timestamp and foreign keys, seen through the mount, on the server and through a second mount."""
     octue_object(bucket, "data/readings.csv", b"t,speed\n0,3.5\n")
     mounted = mount()
     path = mounted / "data/readings.csv"
     before = mounted.call(octue_xattrs, path)
 
-    # vim first: run right after an in-place write, vim finds the mtime changed under it and will not save
-    # (the mtime shown after a write turns into the object's update time, a few ms apart; reported).
-    mounted.sh("vim", "-es", "-c", "normal Go1,4.0", "-c", "wq", path)
     assert python(mounted, SAVE_BY_RENAME, path) == before["user.octue.id"].decode()
     mounted.sh("sed", "-i", "s/3.5/9.9/", path)
-    vim_with_backup = ("vim", "-N", "-es", "-i", "NONE", "-c", "set backupcopy=yes writebackup backupskip=")
-    mounted.sh(*vim_with_backup, "-c", "normal Go3,5.5", "-c", "wq", path)
+    mounted.sh("sh", "-c", f"echo 3,5.5 >> {path}")
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es")
+    mounted.sh(*vim, "-c", "normal Go4,6.0", "-c", "wq", path)  # in place: backups under /tmp are skipped
+    mounted.sh(*vim, "-c", "set backupskip=", "-c", "normal Go5,6.5", "-c", "wq", path)
+    mounted.sh(*vim, "-c", "set backupcopy=yes backupskip=", "-c", "normal Go6,7.0", "-c", "wq", path)
 
-    content = b"t,speed\n0,9.9\n1,4.0\n2,4.5\n3,5.5\n"
+    content = b"t,speed\n0,9.9\n2,4.5\n3,5.5\n4,6.0\n5,6.5\n6,7.0\n"
     assert mounted.read_bytes("data/readings.csv") == content
     assert mounted.call(octue_xattrs, path) == before
     assert sorted(mounted.call(os.listdir, mounted / "data")) == ["readings.csv"]
@@ -439,9 +440,13 @@ def test_the_mtime_seen_after_a_write_stays_when_the_object_is_read_again(mount,
         seen = mounted.call(appended_then_reopened, path, b"line %d\n" % index)
         assert len(set(seen)) == 1, f"iteration {index}: the mtime moved with no write: {seen}"
 
-    for line in range(4):  # under /tmp (backupskip): vim writes in place, checking the mtime first
-        mounted.sh("vim", "-u", "DEFAULTS", "-i", "NONE", "-es", "-c", f"normal Go{line}", "-c", "wq", path)
-    assert mounted.read_bytes("notes.txt").splitlines()[-4:] == [b"0", b"1", b"2", b"3"]
+    # vim checks the mtime before it writes: in place (its default skips backups under /tmp), then with its
+    # stock backup (rename away, write anew), four saves in a row each.
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es")
+    for line in range(8):
+        backups = "backupskip=" if line >= 4 else "nobackup"
+        mounted.sh(*vim, "-c", f"set {backups}", "-c", f"normal Go{line}", "-c", "wq", path)
+    assert mounted.read_bytes("notes.txt").splitlines()[-8:] == [str(line).encode() for line in range(8)]
 
 
 def saved_with_a_renamed_backup(path: Path, content: bytes) -> None:
