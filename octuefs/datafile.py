@@ -197,11 +197,12 @@ class Datafile:
         return datafile
 
     @classmethod
-    def for_new_object(cls, bucket: str, name: str) -> Datafile:
-        """A cloud datafile for an object about to be created: a fresh id and no request."""
+    def for_new_object(cls, bucket: str, name: str, heir_to: Datafile | None = None) -> Datafile:
+        """A cloud datafile for an object about to be created: a fresh id and no request, or the Octue
+        metadata of `heir_to`, the file it takes the place of (an editor's save)."""
         datafile = cls._unnamed_for_reading()
         datafile._init_cloud(CloudLocation(bucket, name), None)
-        datafile._set_metadata({})
+        datafile._set_metadata({} if heir_to is None else vars(heir_to.octue_metadata.copy()))
         return datafile
 
     def _stored_local_fields(self) -> dict[str, Any]:

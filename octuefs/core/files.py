@@ -42,10 +42,13 @@ class Files(CoreParts):
         stat = inode.stat
         custom = dict(stat.metadata) if stat else {}
         updated_ns = int(stat.updated.timestamp() * 1e9) if stat and stat.updated else self.mounted_at_ns
+        if stat and inode.mtime_made_here is not None and stat.generation == inode.generation_made_here:
+            updated_ns = inode.mtime_made_here
         session = inode.write
         if session is not None:
             custom.update(session.custom_changes)
-            updated_ns = session.modified_ns
+            if session.dirty:
+                updated_ns = session.modified_ns
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
         attributes, unusable = posix.read(custom, default, posix.shown(self.config))
         if unusable and self.location(inode) not in self.reported_attributes:
@@ -149,9 +152,10 @@ class Files(CoreParts):
         await self.finish_if_idle(inode)
 
     async def _send(self, inode: Inode, datafile: Datafile, session: WriteSession) -> None:
+        shown_ns = self.attributes(inode)[1].mtime_ns
         stat = await self.workers.uploading(self.uploader.upload, datafile, session)
         if stat is not None:
-            inode.generation_made_here = stat.generation
+            inode.generation_made_here, inode.mtime_made_here = stat.generation, shown_ns
             inode.refresh(datafile)
             name = inode.path.rpartition("/")[2]
             self.dirs.record(inode.path, DirEntry(name, False, stat, inode.refreshed_at))
@@ -173,8 +177,9 @@ class Files(CoreParts):
         """Point the inode, and its staged bytes if it is being written, at the copy of its object: the
         kernel keeps asking about it by number, and an upload still aimed at the old name would fail.
         The caller holds `inode.lock`."""
+        shown_ns = self.attributes(inode)[1].mtime_ns  # a rename keeps the mtime, as on a local disk
         inode.refresh_stat(copied)
-        inode.generation_made_here = copied.generation
+        inode.generation_made_here, inode.mtime_made_here = copied.generation, shown_ns
         if inode.write is not None:
             assert inode.datafile is not None
             await self.workers.on_disk(self.uploader.moved, inode.write, original, inode.datafile)

@@ -38,6 +38,10 @@ class Inode:
     # The generation this mount's last upload or rename of the file made: handles opened before it read
     # it (a rename's copy holds the bytes they were reading, and the object they were reading is gone).
     generation_made_here: int | None = None
+    # The mtime shown while this mount made that generation (the last write's time): shown for it from
+    # then on, not the object's update time, which is a few ms later and would tell editors (vim) that
+    # the file changed under them.
+    mtime_made_here: int | None = None
     # Taken on the loop around every change of the write session and every change sent for the object
     # (open for writing, write, truncate, upload, metadata PATCH, rename, unlink) and the adoption of its
     # answer: each answer replaces the Datafile's stat, so two in flight at once could leave it at the

@@ -7,14 +7,17 @@ Names arrive decoded (str); what answers the kernel is the FUSE adapter's (`octu
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from octuefs.core.files import Files
 from octuefs.core.inodes import Inode
 from octuefs.core.parts import CoreParts
-from octuefs.datafile import Datafile
+from octuefs.datafile import Datafile, UploadRequest
 from octuefs.errors import (
     AlreadyExists,
+    CloudObjectNotFound,
     DirectoryNotEmpty,
     IsADirectory,
     NoSuchEntry,
@@ -27,10 +30,16 @@ from octuefs.storage.gcs import ObjectStat
 
 logger = logging.getLogger(__name__)
 
+# Renames remembered for `Namespace.create` (see there): enough for many editors saving at once.
+RENAMES_REMEMBERED = 256
+
 
 @dataclass
 class Namespace(CoreParts):
     files: Files
+    # Files this mount renamed away lately (old path -> new path, when), oldest first: a file created at
+    # an old path within the metadata TTL takes the renamed object's identity (see `create`).
+    renamed_away: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @staticmethod
     def child_path(parent: Inode, name: str) -> str:
@@ -106,14 +115,32 @@ class Namespace(CoreParts):
         path = self.child_path(parent, name)
         self.require_writable(path)
         self.dirs.require_representable(path)
-        inode = self.inodes.entry(path, False)
-        datafile = Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path))
-        inode.refresh(datafile)
-        inode.created_here = True
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
         stored = posix.created(mode, uid, gid, default, self.config.trust_stored_owners)
+        renamed = await self._renamed_away_from(path)
+        datafile = Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path), renamed)
+        if renamed is not None:
+            # Renamed away, created anew, the renamed one deleted: how vim and emacs save with a backup.
+            # The new file is the old one's successor, as when a new file is renamed over an old one.
+            stored = _inherited(stored, renamed).metadata
+        inode = self.inodes.entry(path, False)
+        inode.refresh(datafile)
+        inode.created_here = True
         await self.files.open_for_writing(inode, True, datafile, stored)
         return inode
+
+    async def _renamed_away_from(self, path: str) -> Datafile | None:
+        """The object this mount renamed away from `path` within the metadata TTL, if it still exists."""
+        moved = self.renamed_away.pop(path, None)
+        if moved is None or time.monotonic() - moved[1] > self.config.metadata_ttl:
+            return None
+        inode = self.inodes.find(moved[0], False)
+        if inode is None:
+            return None
+        try:
+            return await self.files.fresh(inode)
+        except CloudObjectNotFound:
+            return None
 
     async def mkdir(self, parent: Inode, name: str) -> Inode:
         path = self.child_path(parent, name)
@@ -186,6 +213,11 @@ class Namespace(CoreParts):
                     await self.files.orphan(target)
         self.dirs.invalidate(old_parent.path)
         self.dirs.invalidate(new_parent.path)
+        if not source.is_dir:
+            self.renamed_away.pop(source.path, None)  # re-inserted last: the oldest is dropped first
+            self.renamed_away[source.path] = (new_path, time.monotonic())
+            while len(self.renamed_away) > RENAMES_REMEMBERED:
+                del self.renamed_away[next(iter(self.renamed_away))]
         self.inodes.move(source.path, new_path, source.is_dir)
 
     async def _rename_file(self, source: Inode, new_path: str, target: Inode | None) -> None:
@@ -204,7 +236,7 @@ class Namespace(CoreParts):
             # Writing a new file and renaming it over the old one is how sed -i, rsync and editors
             # save: the file keeps its identity (Octue id, tags, labels, foreign keys, content type).
             assert target.datafile is not None
-            inherited = target.datafile.content_upload_request(posix.carried(stat.metadata))
+            inherited = _inherited(stat.metadata, target.datafile)
             metadata, content_type = inherited.metadata, inherited.content_type
         copied = await self.workers.blocking(
             self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type
@@ -251,6 +283,17 @@ class Namespace(CoreParts):
         copied = await self.workers.blocking(self.storage.copy, stat, stat.bucket, name, dict(stat.metadata), 0)
         await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
         return copied
+
+
+def _inherited(heir_metadata: Mapping[str, str], replaced: Datafile) -> UploadRequest:
+    """What a file taking the place of `replaced` carries: its identity (Octue metadata, foreign keys,
+    content type), with the POSIX keys of the heir's own custom metadata. Not the replaced file's
+    stored mtime: the heir's content is newer, and shows its own time unless it was given one."""
+    inherited = replaced.content_upload_request(posix.carried(heir_metadata))
+    if posix.MTIME_KEY in heir_metadata:
+        return inherited
+    metadata = {key: value for key, value in inherited.metadata.items() if key != posix.MTIME_KEY}
+    return replace(inherited, metadata=metadata)
 
 
 def _has_user_metadata(datafile: Datafile) -> bool:

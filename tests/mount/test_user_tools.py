@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,15 @@ import pytest
 
 from tests.mount.conftest import Mount
 from tests.mount.test_write_workflows import assert_identity_kept, octue_object
+from tests.support.http_proxy import Fault
 
 pytestmark = pytest.mark.timeout(60)
 
 # Identity given on the command line so the user's own git configuration plays no part.
 GIT = ("git", "-c", "user.name=Octue Tester", "-c", "user.email=tester@example.com", "-c", "init.defaultBranch=main")
 BIG = 5 * 1024 * 1024
+# Modes are kept only on a mount that trusts stored owners (see docs/semantics.md, Attributes).
+KEEPS_MODES = ("", "--trust-stored-owners")
 
 
 def git(mounted: Mount, repository: Path, *arguments: str) -> str:
@@ -114,14 +118,14 @@ def test_tar_extracts_and_archives_a_tree_unchanged(mount, bucket, tmp_path):
     tree = plain_tree(tmp_path / "tree")
     archive = tmp_path / "tree.tar"
     subprocess.run(["tar", "-C", tmp_path, "-cf", archive, "tree"], check=True, timeout=30)
-    mounted = mount()
+    mounted = mount(*KEEPS_MODES)
 
     mounted.sh("mkdir", mounted / "x")
     mounted.sh("tar", "-C", mounted / "x", "-xpf", archive)
     mounted.sh("tar", "-C", mounted / "x", "-xpf", archive)
     mounted.sh("diff", "-r", tree, mounted / "x/tree")
 
-    again = mount()
+    again = mount(*KEEPS_MODES)
     again.sh("tar", "-C", again / "x", "--compare", "-f", archive)
     assert again.call(digests, again / "x/tree") == digests(tree)
     mounted.sh("tar", "-C", mounted / "x", "-cf", mounted / "back.tar", "tree")
@@ -161,12 +165,12 @@ def test_rsync_in_update_with_delete_and_out(mount, bucket, tmp_path):
 
 def test_cp_archive_in_and_out_keeps_bytes_modes_and_times(mount, tmp_path):
     tree = plain_tree(tmp_path / "tree")
-    mounted = mount()
+    mounted = mount(*KEEPS_MODES)
 
     mounted.sh("cp", "-a", tree, mounted / "copy")
     mounted.sh("diff", "-r", tree, mounted / "copy")
 
-    again = mount()
+    again = mount(*KEEPS_MODES)
     for name in ("zero", "a/b/c/deep.txt", "a/big.bin"):
         local, shown = os.stat(tree / name), again.call(os.stat, again / "copy" / name)
         assert (shown.st_mode, shown.st_size, int(shown.st_mtime)) == (
@@ -321,22 +325,23 @@ def octue_xattrs(path: Path) -> dict[str, bytes]:
 
 def test_editors_saves_keep_the_octue_identity(mount, bucket):
     """Save-by-rename (write a temporary file, fsync, rename it over the original), `sed -i` and vim
-    writing in place or with a copied backup (`backupcopy=yes`) all keep id, tags, labels, timestamp
-    and foreign keys, seen through the mount, on the server and through a second mount."""
+    writing in place right after another in-place write, with its stock backup (rename the file away,
+    write it anew, delete the backup) and with a copied backup (`backupcopy=yes`) all keep id, tags,
+    labels, timestamp and foreign keys, seen through the mount, on the server and through a second mount."""
     octue_object(bucket, "data/readings.csv", b"t,speed\n0,3.5\n")
     mounted = mount()
     path = mounted / "data/readings.csv"
     before = mounted.call(octue_xattrs, path)
 
-    # vim first: run right after an in-place write, vim finds the mtime changed under it and will not save
-    # (the mtime shown after a write turns into the object's update time, a few ms apart; reported).
-    mounted.sh("vim", "-es", "-c", "normal Go1,4.0", "-c", "wq", path)
     assert python(mounted, SAVE_BY_RENAME, path) == before["user.octue.id"].decode()
     mounted.sh("sed", "-i", "s/3.5/9.9/", path)
-    vim_with_backup = ("vim", "-N", "-es", "-i", "NONE", "-c", "set backupcopy=yes writebackup backupskip=")
-    mounted.sh(*vim_with_backup, "-c", "normal Go3,5.5", "-c", "wq", path)
+    mounted.sh("sh", "-c", f"echo 3,5.5 >> {path}")
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es")
+    mounted.sh(*vim, "-c", "normal Go4,6.0", "-c", "wq", path)  # in place: backups under /tmp are skipped
+    mounted.sh(*vim, "-c", "set backupskip=", "-c", "normal Go5,6.5", "-c", "wq", path)
+    mounted.sh(*vim, "-c", "set backupcopy=yes backupskip=", "-c", "normal Go6,7.0", "-c", "wq", path)
 
-    content = b"t,speed\n0,9.9\n1,4.0\n2,4.5\n3,5.5\n"
+    content = b"t,speed\n0,9.9\n2,4.5\n3,5.5\n4,6.0\n5,6.5\n6,7.0\n"
     assert mounted.read_bytes("data/readings.csv") == content
     assert mounted.call(octue_xattrs, path) == before
     assert sorted(mounted.call(os.listdir, mounted / "data")) == ["readings.csv"]
@@ -405,3 +410,85 @@ def test_h5py_writes_a_new_file_that_a_second_mount_lists_and_reads(mount, tmp_p
         "names": ["a", "bb", "ccc"],
     }
     assert [entry[0] for entry in listing[0]] == ["grow", "matrix", "names", "site", "site/mast", "site/mast/speed"]
+
+
+def appended_then_reopened(path: Path, line: bytes) -> list[int]:
+    """The mtimes seen after an in-place append and fsync (before and after the close, which the
+    daemon's release of the file may still be following), and again once a read-only open past the
+    metadata TTL has re-read the object."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(descriptor, line)
+        os.fsync(descriptor)
+        seen = [os.fstat(descriptor).st_mtime_ns]
+    finally:
+        os.close(descriptor)
+    seen.append(os.stat(path).st_mtime_ns)
+    time.sleep(0.3)
+    with open(path, "rb") as file:
+        file.read()
+    return [*seen, os.stat(path).st_mtime_ns]
+
+
+def test_the_mtime_seen_after_a_write_stays_when_the_object_is_read_again(mount, bucket, proxy, tmp_path):
+    """What vim checks before it saves: the mtime after a write does not turn into the object's update
+    time when the object is re-read (each request ~50 ms late, as from real GCS)."""
+    bucket.blob("notes.txt").upload_from_string(b"first\n")
+    mounted = mount(metadata_ttl=0.2)
+    path = mounted / "notes.txt"
+    proxy.add(Fault("delay", None, r".*", remaining=None, lasting=50, seconds=0.05))
+
+    for index in range(5):
+        seen = mounted.call(appended_then_reopened, path, b"line %d\n" % index)
+        assert len(set(seen)) == 1, f"iteration {index}: the mtime moved with no write: {seen}"
+
+    # vim checks the mtime before it writes: in place (its default skips backups under /tmp), then with its
+    # stock backup (rename away, write anew), four saves in a row each.
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es")
+    for line in range(8):
+        backups = "backupskip=" if line >= 4 else "nobackup"
+        mounted.sh(*vim, "-c", f"set {backups}", "-c", f"normal Go{line}", "-c", "wq", path)
+    assert mounted.read_bytes("notes.txt").splitlines()[-8:] == [str(line).encode() for line in range(8)]
+
+
+def saved_with_a_renamed_backup(path: Path, content: bytes) -> None:
+    """vim's save with `writebackup` (strace): probe file, rename away, create anew, delete the backup."""
+    probe = path.parent / "4913"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    os.unlink(probe)
+    backup = path.with_name(path.name + "~")
+    os.rename(path, backup)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, content)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.unlink(backup)
+
+
+def test_a_save_that_renames_the_file_away_and_writes_it_anew_keeps_the_octue_identity(mount, bucket):
+    """vim's sequence by syscalls, then vim itself (`backupskip=`: its default skips backups under /tmp).
+    The saved file shows its own mtime, not the stored one of the file it replaced."""
+    original = octue_object(bucket, "v.csv", b"t,speed\n1,2\n")
+    original.metadata = {**original.metadata, "goog-reserved-file-mtime": "1600000000"}
+    original.patch()
+    mounted = mount()
+    path = mounted / "v.csv"
+    before = mounted.call(octue_xattrs, path)
+
+    mounted.call(saved_with_a_renamed_backup, path, b"t,speed\n1,2\n2,3\n")
+    vim = ("vim", "-u", "DEFAULTS", "-i", "NONE", "-es", "-c", "set backupskip=")
+    mounted.sh(*vim, "-c", "normal Go3,4", "-c", "wq", path)
+
+    content = b"t,speed\n1,2\n2,3\n3,4\n"
+    assert mounted.read_bytes("v.csv") == content
+    assert mounted.call(octue_xattrs, path) == before
+    assert sorted(mounted.call(os.listdir, mounted.path)) == ["v.csv"]
+    assert mounted.call(os.stat, path).st_mtime > time.time() - 60
+    blob = bucket.get_blob("v.csv")
+    assert "goog-reserved-file-mtime" not in blob.metadata
+    assert blob.download_as_bytes() == content
+    assert_identity_kept(blob)
+    again = mount()
+    assert again.call(octue_xattrs, again / "v.csv") == before
