@@ -31,8 +31,6 @@ pytestmark = pytest.mark.timeout(60)
 # Identity given on the command line so the user's own git configuration plays no part.
 GIT = ("git", "-c", "user.name=Octue Tester", "-c", "user.email=tester@example.com", "-c", "init.defaultBranch=main")
 BIG = 5 * 1024 * 1024
-# Modes are kept only on a mount that trusts stored owners (see docs/semantics.md, Attributes).
-KEEPS_MODES = ("", "--trust-stored-owners")
 
 
 def git(mounted: Mount, repository: Path, *arguments: str) -> str:
@@ -118,14 +116,14 @@ def test_tar_extracts_and_archives_a_tree_unchanged(mount, bucket, tmp_path):
     tree = plain_tree(tmp_path / "tree")
     archive = tmp_path / "tree.tar"
     subprocess.run(["tar", "-C", tmp_path, "-cf", archive, "tree"], check=True, timeout=30)
-    mounted = mount(*KEEPS_MODES)
+    mounted = mount()
 
     mounted.sh("mkdir", mounted / "x")
     mounted.sh("tar", "-C", mounted / "x", "-xpf", archive)
     mounted.sh("tar", "-C", mounted / "x", "-xpf", archive)
     mounted.sh("diff", "-r", tree, mounted / "x/tree")
 
-    again = mount(*KEEPS_MODES)
+    again = mount()
     again.sh("tar", "-C", again / "x", "--compare", "-f", archive)
     assert again.call(digests, again / "x/tree") == digests(tree)
     mounted.sh("tar", "-C", mounted / "x", "-cf", mounted / "back.tar", "tree")
@@ -165,12 +163,12 @@ def test_rsync_in_update_with_delete_and_out(mount, bucket, tmp_path):
 
 def test_cp_archive_in_and_out_keeps_bytes_modes_and_times(mount, tmp_path):
     tree = plain_tree(tmp_path / "tree")
-    mounted = mount(*KEEPS_MODES)
+    mounted = mount()
 
     mounted.sh("cp", "-a", tree, mounted / "copy")
     mounted.sh("diff", "-r", tree, mounted / "copy")
 
-    again = mount(*KEEPS_MODES)
+    again = mount()
     for name in ("zero", "a/b/c/deep.txt", "a/big.bin"):
         local, shown = os.stat(tree / name), again.call(os.stat, again / "copy" / name)
         assert (shown.st_mode, shown.st_size, int(shown.st_mtime)) == (
