@@ -130,6 +130,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     storage = get_storage()
     cache = ChunkCache(config.resolved_cache_dir, config.cache_size)
     staging = StagingArea(config.resolved_cache_dir / "staging")
+    holding = staging.hold()
     # recover() logs one line per staged file (uploaded, or kept aside and where); logging its report
     # again here would double each line and call bytes that were set aside "recovered".
     recover(staging, storage, config.resolved_cache_dir / "lost+found", config.bucket, config.prefix)
@@ -155,4 +156,5 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
         pyfuse3.close(unmount=True)
         cache.close()
         record.unlink(missing_ok=True)
+        os.close(holding)
         logger.info("unmounted %s", config.mountpoint)

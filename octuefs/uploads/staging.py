@@ -10,6 +10,7 @@ overwritten: the bytes are moved aside to `lost+found` and reported with their p
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from octuefs.datafile import UploadRequest
-from octuefs.errors import OctuefsError, StagingDiskError
+from octuefs.errors import MountError, OctuefsError, StagingDiskError
 from octuefs.private_files import open_private, private_directory
 from octuefs.storage.gcs import TEMPORARY_PREFIX
 from octuefs.storage.interface import Storage
@@ -102,6 +103,23 @@ class StagedFile:
 class StagingArea:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = private_directory(Path(directory))
+
+    def hold(self) -> int:
+        """Make this process the area's only user until it exits, and return the descriptor that holds it.
+
+        Recovery adopts every record it finds: a second daemon on the same cache directory would upload
+        (or set aside in lost+found) the files the first one is still writing, and delete its `.tmp`
+        records mid-write. The lock dies with the process, so a crashed daemon never blocks the next.
+        """
+        handle = open_private(self.directory / ".lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise MountError(
+                f"{self.directory}: in use by another octuefs mount; give each mount its own --cache-dir"
+            ) from None
+        return handle
 
     def create(self, request: UploadRequest) -> StagedFile:
         staged = StagedFile(self.directory, uuid.uuid4().hex)

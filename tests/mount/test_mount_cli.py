@@ -204,3 +204,26 @@ def test_a_stale_pid_file_is_replaced_at_mount_and_removed_at_unmount(mount, buc
         assert not record.exists(), "the pid file outlived a clean exit"
     finally:
         record.unlink(missing_ok=True)
+
+
+def test_a_second_mount_on_a_cache_directory_in_use_is_refused_and_the_first_keeps_its_writes(mount, bucket, proxy):
+    """Recovery adopts every staged record in the cache directory: a second daemon there would upload
+    (or set aside in lost+found) the first one's files while they are still being written."""
+    first = mount()
+    handle = first.call(open, first / "open.txt", "wb")
+    first.call(handle.write, b"first half, ")
+    first.call(handle.flush)
+    mountpoint = mount.new_dir("mnt")
+
+    result = mount.attempt(
+        "mount", bucket.name, mountpoint, "--endpoint", proxy.url, "--cache-dir", first.cache_dir, mountpoint=mountpoint
+    )
+
+    assert result.returncode != 0
+    assert b"in use by another octuefs mount" in result.stderr, result.stderr
+    assert_nothing_left(mountpoint)
+    first.call(handle.write, b"second half\n")
+    first.call(handle.close)
+    assert bucket.blob("open.txt").download_as_bytes() == b"first half, second half\n"
+    lost_and_found = first.cache_dir / "lost+found"
+    assert not lost_and_found.exists() or not any(lost_and_found.iterdir())
