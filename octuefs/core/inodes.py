@@ -149,13 +149,12 @@ class InodeTable:
         inode.write = session
         self._writing[inode.ino] = inode
 
-    def stop_writing(self, inode: Inode) -> WriteSession | None:
-        """The caller holds `inode.lock`; the session is returned for its staged files to be removed."""
-        session, inode.write = inode.write, None
+    def stop_writing(self, inode: Inode) -> None:
+        """The caller holds `inode.lock` and removes the session's staged files itself."""
+        inode.write = None
         self._writing.pop(inode.ino, None)
         if inode.lookups <= 0 and self._by_ino.get(inode.ino) is inode and inode.ino != ROOT_INODE:
             del self._by_ino[inode.ino]
-        return session
 
     def writing(self) -> list[Inode]:
         return list(self._writing.values())

@@ -238,10 +238,7 @@ class Namespace(CoreParts):
             assert target.datafile is not None
             inherited = _inherited(stat.metadata, target.datafile)
             metadata, content_type = inherited.metadata, inherited.content_type
-        copied = await self.workers.blocking(
-            self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type
-        )
-        await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
+        copied = await self._move_object(stat, name, metadata, generation, content_type)
         await self.files.moved(source, stat, copied)
 
     async def _rename_directory(self, source: Inode, new_path: str, target: Inode | None) -> None:
@@ -279,8 +276,20 @@ class Namespace(CoreParts):
             if path == source.path or path.startswith(source.path + "/"):
                 self.dirs.invalidate(path)
 
-    async def _move_object(self, stat: ObjectStat, name: str) -> ObjectStat:
-        copied = await self.workers.blocking(self.storage.copy, stat, stat.bucket, name, dict(stat.metadata), 0)
+    async def _move_object(
+        self,
+        stat: ObjectStat,
+        name: str,
+        metadata: Mapping[str, str] | None = None,
+        generation: int = 0,
+        content_type: str | None = None,
+    ) -> ObjectStat:
+        """Copy `stat` to `name` (over `generation`, 0 for none) with `metadata` (its own by default),
+        then delete the source: GCS has no rename."""
+        metadata = dict(stat.metadata) if metadata is None else metadata
+        copied = await self.workers.blocking(
+            self.storage.copy, stat, stat.bucket, name, metadata, generation, content_type
+        )
         await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
         return copied
 
