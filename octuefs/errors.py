@@ -80,6 +80,12 @@ class StorageError(OctuefsError, OSError):
     """The storage server failed a request even after retries (or could not be reached)."""
 
 
+class ServerUnavailable(StorageError):
+    """The server could not be reached, or answered only with transient failures (5xx, 429, dropped
+    connections, timeouts) until the retry deadline: what it said before may still be served, and what
+    waits to be sent may be sent once it is back (unlike a refusal, which retrying would not change)."""
+
+
 class StagingDiskError(OctuefsError, OSError):
     """The local disk holding files being written refused to hold more (full, quota, file too large):
     programs get its own errno, as they would from a local file."""

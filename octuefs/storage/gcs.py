@@ -29,7 +29,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
-from octuefs.errors import ChecksumMismatch, OctuefsError, PreconditionConflict, StorageError
+from octuefs.errors import ChecksumMismatch, OctuefsError, PreconditionConflict, ServerUnavailable, StorageError
 from octuefs.storage.interface import Storage
 from octuefs.storage.objects import (
     Listing,
@@ -113,12 +113,16 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
     except api_exceptions.PreconditionFailed:
         raise refused(location, action) from None
     except api_exceptions.GoogleAPICallError as error:
+        if _should_retry(error):
+            raise ServerUnavailable(f"{location}: server failed to {action}: {error.code} {error.message}") from None
         raise StorageError(f"{location}: server refused to {action}: {error.code} {error.message}") from None
     except api_exceptions.RetryError as error:
         # When retries of a transient failure (503, reset connection) outlast the deadline, the client
         # raises RetryError, which is no GoogleAPICallError: without this it escapes untyped and unnamed.
-        raise StorageError(f"{location}: gave up trying to {action} after retrying: {error.cause}") from None
+        raise ServerUnavailable(f"{location}: gave up trying to {action} after retrying: {error.cause}") from None
     except (requests.RequestException, ConnectionError, TimeoutError) as error:
+        if _should_retry(error) or isinstance(error, TimeoutError):
+            raise ServerUnavailable(f"{location}: could not {action}: {error}") from None
         raise StorageError(f"{location}: could not {action}: {error}") from None
 
 
