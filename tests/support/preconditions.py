@@ -61,9 +61,13 @@ class Preconditions:
                 return self._patch(target.path, query, body, send, path)
         guarded = self._generation_guarded(method, target.path, query, headers)
         if guarded is None:
-            # Unlocked: a reply racing a PATCH may show one metageneration too few, which can only make
-            # a client's guarded PATCH fail and retry, never let a stale one through.
-            return self._adjusted(send(method, path, body))
+            # Unlocked, with the PATCHes counted before it was sent: a reply racing a PATCH may then show
+            # one metageneration too few, which can only make a client's guarded PATCH fail and retry.
+            # Counted after, the emulator's answer from before the PATCH would carry the PATCH's
+            # metageneration, and a PATCH built on that old metadata would pass its guard.
+            with self.lock:
+                bumps = self.bumps.copy()
+            return self._adjusted(send(method, path, body), bumps)
         bucket, name, expected = guarded
         with self.lock:
             current = self._current(bucket, name, send)
@@ -74,7 +78,7 @@ class Preconditions:
             reply = send(method, path, body)
             if COMPOSE.match(target.path) and reply[0] == 200 and current:
                 reply = self._new_generation(bucket, name, current["generation"], reply, send)
-            return self._adjusted(reply)
+            return self._adjusted(reply, self.bumps)
 
     @staticmethod
     def _new_generation(bucket: str, name: str, before: str, reply: Reply, send: Send) -> Reply:
@@ -130,18 +134,19 @@ class Preconditions:
             after = json.loads(data)
             if after.get("metageneration") in (None, before.get("metageneration")):
                 self.bumps[(bucket, name, str(after["generation"]))] += 1
-        return self._adjusted((status, headers, data))
+        return self._adjusted((status, headers, data), self.bumps)
 
     def _current(self, bucket: str, name: str, send: Send) -> dict[str, Any]:
         status, _, data = send("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}", b"")
         return json.loads(data) if status == 200 else {}
 
-    def _metageneration(self, resource: dict[str, Any]) -> int:
-        """The object's metageneration as GCS would report it: the emulator's plus the PATCHes it ignored."""
+    def _metageneration(self, resource: dict[str, Any], bumps: Counter[ObjectKey] | None = None) -> int:
+        """The object's metageneration as GCS would report it: the emulator's plus the PATCHes it ignored
+        (all of them, or those counted in `bumps`)."""
         key = (resource["bucket"], resource["name"], str(resource["generation"]))
-        return int(resource.get("metageneration") or 1) + self.bumps[key]
+        return int(resource.get("metageneration") or 1) + (self.bumps if bumps is None else bumps)[key]
 
-    def _adjusted(self, reply: Reply) -> Reply:
+    def _adjusted(self, reply: Reply, bumps: Counter[ObjectKey]) -> Reply:
         """Every object resource in a JSON reply with its metageneration as GCS would report it."""
         status, headers, data = reply
         try:
@@ -154,5 +159,5 @@ class Preconditions:
         for resource in resources:
             # The emulator's PATCH reply has neither `kind` nor `metageneration`: know an object by its identity.
             if isinstance(resource, dict) and {"bucket", "name", "generation"} <= resource.keys():
-                resource["metageneration"] = str(self._metageneration(resource))
+                resource["metageneration"] = str(self._metageneration(resource, bumps))
         return status, headers, json.dumps(document).encode()
