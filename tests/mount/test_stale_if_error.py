@@ -103,6 +103,10 @@ def test_listed_and_read_things_answer_as_before_while_the_server_is_down(mount,
         os.close(descriptor)
     assert read == big
     assert output(mounted, "getfattr", "-d", "--absolute-names", notes) == xattrs_before
+    # Served stale is not writable offline: a change is sent, fails, and leaves what is shown as it was.
+    setting = run("setfattr", "-n", "user.octue.tag.site", "-v", '"south"', notes, timeout=SLOW_TOOL)
+    assert setting.returncode != 0 and b"Input/output error" in setting.stderr, setting.stderr
+    assert output(mounted, "getfattr", "-d", "--absolute-names", notes) == xattrs_before
 
     assert len(stale_lines(mounted, f"gs://{bucket.name}/data/")) == 1, mounted.log[-4000:]
     assert len(stale_lines(mounted, f"gs://{bucket.name}/data/notes.txt")) == 1, mounted.log[-4000:]
