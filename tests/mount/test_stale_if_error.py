@@ -167,3 +167,17 @@ def test_changes_by_another_client_show_once_the_server_is_back(mount, bucket, p
     wait_for(lambda: output(mounted, "ls", mounted / "data").split() == ["a.txt", "b.txt"], 20)
     wait_for(lambda: mounted.sh("cat", mounted / "data/a.txt").stdout == b"after\n", 20)
     assert "the server answers again" in mounted.log
+
+
+def test_with_stale_if_error_zero_nothing_past_the_ttl_is_served_while_down(mount, bucket, proxy):
+    uploaded(bucket, "data/a.txt", b"a\n")
+    mounted = mount("", *FAST_FAILURE, "--stale-if-error", "0", metadata_ttl=TTL)
+    assert output(mounted, "ls", mounted / "data").split() == ["a.txt"]
+    assert mounted.sh("cat", mounted / "data/a.txt").stdout == b"a\n"
+    time.sleep(PAST_TTL)
+
+    proxy.down(OUTAGE)
+    for command in (("ls", mounted / "data"), ("cat", mounted / "data/a.txt")):
+        failed = run(*command, timeout=SLOW_TOOL)
+        assert failed.returncode != 0 and b"Input/output error" in failed.stderr, failed.stderr
+    assert "served stale" not in mounted.log
