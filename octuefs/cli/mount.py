@@ -57,6 +57,12 @@ OPTIONS = (
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
     Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
     Option("retry_deadline", float, "seconds to keep retrying a failing request before EIO (default 120)"),
+    Option(
+        "stale_if_error",
+        float,
+        "seconds past the metadata TTL that cached attributes and listings are served while the server is "
+        "unreachable (default inf: no limit; 0: fail instead)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -6,7 +6,9 @@ Who owns what:
 - `Inode`: one file's or directory's state: its view of the object (Datafile, generation, when it
   was seen), its `WriteSession` (staged bytes, `WriteStatus`, holders, pending attribute changes)
   and `Inode.lock`, a trio.Lock.
-- `DirectoryCache` (octuefs/fs/dirs.py): listings, each trusted for the metadata TTL.
+- `DirectoryCache` (octuefs/fs/dirs.py): listings, each trusted for the metadata TTL, then kept
+  (bounded) as the last known, which `StaleKnowledge` (stale.py) lets answer while the server is
+  unavailable, as it does a file's last known view.
 - `Files` (files.py): content: fresh views, write sessions, uploads, truncates, metadata changes.
 - `Namespace` (namespace.py): lookups, listings, create, mkdir, rmdir, unlink, rename.
 - The FUSE adapter (octuefs/fs/operations.py) owns the open handles (`ReadHandle`, `WriteHandle`)

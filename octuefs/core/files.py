@@ -15,7 +15,7 @@ from octuefs.cache import ChunkCache
 from octuefs.core.inodes import Inode
 from octuefs.core.parts import CoreParts
 from octuefs.datafile import Datafile
-from octuefs.errors import CloudObjectNotFound, StaleObject
+from octuefs.errors import CloudObjectNotFound, ServerUnavailable, StaleObject
 from octuefs.fs import posix
 from octuefs.fs.dirs import DirEntry
 from octuefs.metadata.model import OctueMetadata
@@ -69,7 +69,13 @@ class Files(CoreParts):
             return inode.datafile
         if not inode.known or not inode.is_fresh(self.config.metadata_ttl):
             started = time.monotonic()
-            stat = await self.workers.blocking(self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path))
+            try:
+                stat = await self.workers.blocking(
+                    self.storage.stat, self.config.bucket, self.dirs.object_name(inode.path)
+                )
+            except ServerUnavailable as error:
+                return self._last_known(inode, error)
+            self.stale.refreshed()
             if inode.known and inode.refreshed_at > started:
                 # An upload or metadata change finished while this stat was out: what it adopted is newer,
                 # and an older generation adopted here would make the next upload of the file fail.
@@ -79,6 +85,14 @@ class Files(CoreParts):
                 raise CloudObjectNotFound(f"{self.location(inode)}: no longer exists.")
             inode.refresh_stat(stat, started)
         assert inode.datafile is not None
+        return inode.datafile
+
+    def _last_known(self, inode: Inode, error: ServerUnavailable) -> Datafile:
+        """The datafile as last seen, while the server cannot say what it is now (stale-if-error); left
+        as old as it is, so the first stat once the server is back refreshes it."""
+        if inode.datafile is None or not self.stale.usable(inode.refreshed_at):
+            raise error
+        self.stale.serve(self.location(inode), inode.refreshed_at, error)
         return inode.datafile
 
     def pending(self) -> list[Inode]:

@@ -6,6 +6,7 @@ from octuefs.cache import ChunkCache
 from octuefs.core.files import Files
 from octuefs.core.inodes import InodeTable
 from octuefs.core.namespace import Namespace
+from octuefs.core.stale import StaleKnowledge
 from octuefs.core.workers import Workers
 from octuefs.fs.config import MountConfig
 from octuefs.fs.dirs import DirectoryCache
@@ -21,5 +22,7 @@ class MountCore:
         self.inodes = InodeTable()
         self.dirs = DirectoryCache(storage, config.bucket, config.prefix, config.metadata_ttl)
         self.workers = Workers(config.storage_threads)
-        self.files = Files(config, storage, self.inodes, self.dirs, self.workers, cache, uploader)
-        self.namespace = Namespace(config, storage, self.inodes, self.dirs, self.workers, self.files)
+        self.stale = StaleKnowledge(config.metadata_ttl, config.stale_if_error)
+        parts = (config, storage, self.inodes, self.dirs, self.workers, self.stale)
+        self.files = Files(*parts, cache, uploader)
+        self.namespace = Namespace(*parts, self.files)

@@ -23,6 +23,7 @@ from octuefs.errors import (
     NoSuchEntry,
     NotADirectory,
     OctuefsError,
+    ServerUnavailable,
 )
 from octuefs.fs import posix
 from octuefs.fs.dirs import LOOKUP_LISTING_LIMIT, DirEntry, Listing
@@ -62,27 +63,65 @@ class Namespace(CoreParts):
         return inode
 
     async def lookup(self, parent: Inode, name: str) -> Inode | None:
-        """The inode of `name` in `parent` (asking the server if needed), without counting a kernel lookup."""
+        """The inode of `name` in `parent` (asking the server if needed), without counting a kernel lookup.
+
+        While the server is unavailable, the answer is what was last known: the parent's last listing
+        (a name not in it is not there, so a program can create it), else the inode of a name seen before.
+        """
         path = self.child_path(parent, name)
         self.dirs.require_short(path)
         pending = self.inodes.find(path, False)
-        listing = self.dirs.fresh(parent.path)
-        if listing is None and self.dirs.worth_listing(parent.path):
-            listing = await self._listing_for_lookups(parent.path)
-        entry: DirEntry | None
         if pending is not None and pending.write is not None:
-            entry = DirEntry(name, False)
-        elif listing is not None:
-            entry = listing.entries.get(name)
-        else:
-            entry = await self.workers.blocking(self.dirs.probe, path)
+            return pending  # its staged bytes are what is true, whatever a listing says
+        try:
+            entry = await self._find(parent.path, path)
+        except ServerUnavailable as error:
+            entry = self._last_known_entry(parent.path, path, error)
         return self.adopt(path, entry) if entry is not None else None
 
+    async def _find(self, directory: str, path: str) -> DirEntry | None:
+        listing = self.dirs.fresh(directory)
+        if listing is None and self.dirs.worth_listing(directory):
+            listing = await self._listing_for_lookups(directory)
+        if listing is not None:
+            return listing.entries.get(path.rpartition("/")[2])
+        entry = await self.workers.blocking(self.dirs.probe, path)
+        self.stale.refreshed()
+        return entry
+
+    def _last_known_entry(self, directory: str, path: str, error: ServerUnavailable) -> DirEntry | None:
+        """`path` as last known: in its directory's last listing, else as the inode of a name probed before."""
+        name = path.rpartition("/")[2]
+        listing = self._last_listing(directory, error)
+        if listing is not None:
+            return listing.entries.get(name)
+        for inode in (self.inodes.find(path, False), self.inodes.find(path, True)):
+            if inode is not None and (inode.is_dir or inode.known) and self.stale.usable(inode.refreshed_at):
+                self.stale.serve(self.location_of(path), inode.refreshed_at, error)
+                return DirEntry(name, inode.is_dir, inode.stat, inode.refreshed_at)
+        raise error
+
+    def _last_listing(self, path: str, error: ServerUnavailable) -> Listing | None:
+        """The directory's last listing if it may stand in for the one the server cannot give."""
+        listing = self.dirs.last(path)
+        if listing is None or not self.stale.usable(listing.fetched_at):
+            return None
+        self.stale.serve(f"gs://{self.config.bucket}/{self.dirs.dir_prefix(path)}", listing.fetched_at, error)
+        return listing
+
     async def entries(self, directory: Inode) -> list[DirEntry]:
-        """What the directory holds, sorted by name: its listing and the files being written in it."""
+        """What the directory holds, sorted by name: its listing and the files being written in it; while
+        the server is unavailable, its last listing."""
         if not directory.is_dir:
             raise NotADirectory(f"{self.files.location(directory)}: not a directory.")
-        listing = self.dirs.fresh(directory.path) or await self._listing(directory.path, None)
+        listing = self.dirs.fresh(directory.path)
+        if listing is None:
+            try:
+                listing = await self._listing(directory.path, None)
+            except ServerUnavailable as error:
+                listing = self._last_listing(directory.path, error)
+                if listing is None:
+                    raise
         assert listing is not None, "a listing without a limit is never refused for its size"
         entries = dict(listing.entries)
         for inode in self.files.pending():
@@ -95,14 +134,18 @@ class Namespace(CoreParts):
         """Listed in a worker, cached here on the loop (None: `limit` entries or more)."""
         version = self.dirs.start_listing(path)
         listing = await self.workers.blocking(self.dirs.read, path, limit)
+        self.stale.refreshed()
         if listing is not None:
             self.dirs.keep(path, listing, version)
         return listing
 
     async def _listing_for_lookups(self, path: str) -> Listing | None:
-        """The directory's listing if it is small enough and may be listed; None: go on probing names."""
+        """The directory's listing if it is small enough and may be listed; None: go on probing names.
+        An unavailable server is no reason to stop listing it: that error goes to the caller."""
         try:
             listing = await self._listing(path, LOOKUP_LISTING_LIMIT)
+        except ServerUnavailable:
+            raise
         except OctuefsError as error:
             logger.info("%s: not listed for lookups (%s); looking names up one by one", self.location_of(path), error)
             listing = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from octuefs.core.inodes import InodeTable
+from octuefs.core.stale import StaleKnowledge
 from octuefs.core.workers import Workers
 from octuefs.errors import ReadOnlyFilesystem
 from octuefs.fs.config import MountConfig
@@ -19,6 +20,7 @@ class CoreParts:
     inodes: InodeTable
     dirs: DirectoryCache
     workers: Workers
+    stale: StaleKnowledge
 
     def location_of(self, path: str) -> str:
         """The cloud path of a mount path, for log lines and errors."""

@@ -72,6 +72,10 @@ class MountConfig:
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
     retry_deadline: float = 120.0
+    # Seconds past the metadata TTL that what was last known of a file or directory is still served
+    # while the server is unavailable (stale-if-error, as in RFC 5861); 0 answers EIO as soon as a
+    # refresh fails. Unbounded by default: a mount offline for hours still shows what it last saw.
+    stale_if_error: float = float("inf")
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False

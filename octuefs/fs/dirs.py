@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from octuefs.errors import InvalidInputException, NameTooLong
@@ -27,6 +27,9 @@ LIST_AFTER_PROBES = 4
 # Entries such a listing may hold: a bigger directory keeps being probed name by name, so that a
 # lookup never waits for a listing of millions of objects.
 LOOKUP_LISTING_LIMIT = 20_000
+# Entries of all the listings kept, fresh or expired (an expired one answers while the server is
+# unavailable, see `octuefs.core.stale`): past this, the least recently used listings are dropped.
+LISTED_ENTRIES_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,17 @@ def representable(name: str, full_name: str) -> bool:
 
 
 class DirectoryCache:
-    """Listings of mounted directories, each trusted for `ttl` seconds."""
+    """Listings of mounted directories, each trusted for `ttl` seconds, then kept (within a bound) as
+    the last known state of the directory."""
 
     def __init__(self, storage: Storage, bucket: str, prefix: str, ttl: float) -> None:
         self.storage = storage
         self.bucket = bucket
         self.root_prefix = f"{prefix}/" if prefix else ""
         self.ttl = ttl
-        self._listings: dict[str, Listing] = {}
+        # Least recently used first; `_entries` counts the entries of them all.
+        self._listings: OrderedDict[str, Listing] = OrderedDict()
+        self._entries = 0
         # Bumped by every local change to a directory: a listing that was in flight meanwhile is
         # older than that change and must not be cached over it.
         self._versions: dict[str, int] = {}
@@ -107,12 +113,32 @@ class DirectoryCache:
             raise NameTooLong(f"{location!r}: a name over {NAME_MAX} bytes would be hidden from listings.")
 
     def fresh(self, path: str) -> Listing | None:
-        listing = self._listings.get(path)
+        listing = self.last(path)
         return listing if listing is not None and listing.is_fresh(self.ttl) else None
+
+    def last(self, path: str) -> Listing | None:
+        """The directory's last listing, however old: what to show when it cannot be listed again."""
+        listing = self._listings.get(path)
+        if listing is not None:
+            self._listings.move_to_end(path)
+        return listing
 
     def invalidate(self, path: str) -> None:
         self._versions[path] = self._versions.get(path, 0) + 1
-        self._listings.pop(path, None)
+        self._forget(path)
+
+    def _forget(self, path: str) -> None:
+        listing = self._listings.pop(path, None)
+        if listing is not None:
+            self._entries -= len(listing.entries)
+
+    def _cache(self, path: str, listing: Listing) -> None:
+        """Keep `listing`, dropping the least recently used others while all hold too many entries."""
+        self._forget(path)
+        self._listings[path] = listing
+        self._entries += len(listing.entries)
+        while self._entries > LISTED_ENTRIES_KEPT and len(self._listings) > 1:
+            self._forget(next(iter(self._listings)))
 
     def record(self, path: str, entry: DirEntry | None) -> None:
         """Bring the parent's cached listing up to date with a change this mount made (None: the name
@@ -122,14 +148,16 @@ class DirectoryCache:
         listing = self._listings.get(parent)
         if listing is None:
             return
+        self._entries -= len(listing.entries)
         if entry is None:
             listing.entries.pop(name, None)
         else:
             listing.entries[name] = entry
+        self._entries += len(listing.entries)
 
     def record_empty(self, path: str) -> None:
         """A directory this mount just made holds nothing: later lookups in it need no request."""
-        self._listings[path] = Listing({}, time.monotonic())
+        self._cache(path, Listing({}, time.monotonic()))
 
     def cached_paths(self) -> list[str]:
         return list(self._listings)
@@ -175,7 +203,7 @@ class DirectoryCache:
     def keep(self, path: str, listing: Listing, version: int) -> None:
         """Cache a listing (on the loop), unless a local change to the directory came after it was sent."""
         if self._versions.get(path, 0) == version:
-            self._listings[path] = listing
+            self._cache(path, listing)
 
     def probe_only(self, path: str) -> None:
         """The directory is too big to list for lookups, or its listing was refused: probe names in it."""
