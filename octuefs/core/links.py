@@ -44,6 +44,8 @@ class Links(CoreParts):
         target = self.targets.get(key)
         if target is None:
             target = await self.workers.blocking(self.storage.read_range, stat, 0, stat.size)
+            if b"\0" in target:
+                raise InvalidInputException(f"{self.files.location(inode)}: a link target holds a NUL byte.")
             self.targets[key] = target
             while len(self.targets) > TARGETS_KEPT:
                 self.targets.popitem(last=False)

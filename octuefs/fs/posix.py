@@ -61,6 +61,7 @@ _READERS: dict[str, tuple[int, Callable[[int], bool]]] = {
     UID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     GID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     MTIME_KEY: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS),
+    RDEV_KEY: (10, lambda value: 0 <= value <= LARGEST_RDEV),
 }
 
 
@@ -127,11 +128,19 @@ def file_type(custom: Mapping[str, str]) -> int:
     """S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK as the object's metadata says; else S_IFREG."""
     if SYMLINK_TARGET_KEY in custom or custom.get(SYMLINK_KEY) == "true":
         return stat_module.S_IFLNK
-    try:
-        kind = stat_module.S_IFMT(int(custom.get(MODE_KEY, "0"), 8))
-    except ValueError:
-        return stat_module.S_IFREG
+    mode = _usable(custom, MODE_KEY)
+    kind = stat_module.S_IFMT(mode) if mode is not None else stat_module.S_IFREG
     return kind if kind in SPECIAL_TYPES else stat_module.S_IFREG
+
+
+def _usable(custom: Mapping[str, str], key: str) -> int | None:
+    """The key's stored value if an attribute can hold it (see `read`); else None."""
+    base, holds = _READERS[key]
+    try:
+        value = int(custom[key], base)
+    except (KeyError, ValueError):
+        return None
+    return value if holds(value) else None
 
 
 def link_target_in_content(custom: Mapping[str, str]) -> bool:
@@ -158,11 +167,8 @@ def link_metadata(target: bytes) -> dict[str, str]:
 
 def device(custom: Mapping[str, str]) -> int:
     """A device node's number (st_rdev, as the FUSE protocol encodes it); 0 when none is usable."""
-    try:
-        rdev = int(custom.get(RDEV_KEY, "0"))
-    except ValueError:
-        return 0
-    return rdev if 0 <= rdev <= LARGEST_RDEV and file_type(custom) in DEVICE_TYPES else 0
+    rdev = _usable(custom, RDEV_KEY)
+    return rdev if rdev is not None and file_type(custom) in DEVICE_TYPES else 0
 
 
 def special_metadata(mode: int, rdev: int) -> dict[str, str]:

@@ -18,7 +18,7 @@ import trio
 from octuefs.cache import ChunkCache
 from octuefs.core.inodes import ROOT_INODE, Inode
 from octuefs.core.mount import MountCore
-from octuefs.errors import AlreadyExists
+from octuefs.errors import AlreadyExists, InvalidInputException, NameTooLong
 from octuefs.fs import posix
 from octuefs.fs.config import MountConfig
 from octuefs.storage.gcs import get_storage
@@ -130,3 +130,23 @@ def test_a_fifo_another_client_wrote_is_a_fifo_here(core, bucket) -> None:
     assert posix.file_type(inode.stat.metadata) == stat_module.S_IFIFO
     size, attributes = core.files.attributes(inode)
     assert (size, attributes.mode) == (0, 0o600)
+
+
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [(b"x" * 5_000_000, NameTooLong), (b"/etc\0/passwd", InvalidInputException)],
+    ids=["longer-than-PATH_MAX", "with-NUL"],
+)
+def test_a_link_no_kernel_could_hold_is_refused(core, bucket, proxy, content, refusal) -> None:
+    """Whoever writes the bucket can call any object a link: one over PATH_MAX is refused unread."""
+    blob = bucket.blob("hostile")
+    blob.metadata = {"goog-reserved-file-is-symlink": "true"}
+    blob.upload_from_string(content)
+
+    async def scenario() -> bytes:
+        return await core.links.target(await looked_up(core, "hostile"))
+
+    proxy.reset()
+    with pytest.raises(refusal, match="hostile"):
+        trio.run(scenario)
+    assert sum(request.response_bytes for request in proxy.requests) < 100_000

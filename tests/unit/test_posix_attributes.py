@@ -92,6 +92,7 @@ def test_chmod_and_create_store_the_mode_always_and_the_owner_only_when_trusted(
         ({posix.MODE_KEY: "100644"}, stat.S_IFREG),  # a regular file's type bits, as some tools store them
         ({posix.MODE_KEY: "40755"}, stat.S_IFREG),  # an object is never a directory by its mode
         ({posix.MODE_KEY: "not octal"}, stat.S_IFREG),
+        ({posix.MODE_KEY: "7777777777777777777777"}, stat.S_IFREG),  # no st_mode holds it
         ({posix.MODE_KEY: "10640"}, stat.S_IFIFO),
         ({posix.MODE_KEY: "140755"}, stat.S_IFSOCK),
         ({posix.MODE_KEY: "20600"}, stat.S_IFCHR),
