@@ -71,7 +71,8 @@ def test_a_dangling_link_is_kept_and_fails_only_when_followed(mount):
     assert mounted.sh("readlink", mounted / "dangling").stdout == b"/no/such/place\n"
     followed = subprocess.run(["cat", mounted / "dangling"], capture_output=True, timeout=30)
     assert followed.returncode != 0 and b"No such file or directory" in followed.stderr
-    assert mount().sh("readlink", mount().path / "dangling").stdout == b"/no/such/place\n"
+    again = mount()
+    assert again.sh("readlink", again / "dangling").stdout == b"/no/such/place\n"
 
 
 def test_a_link_is_renamed_and_removed_as_a_link(mount, bucket):
@@ -84,10 +85,14 @@ def test_a_link_is_renamed_and_removed_as_a_link(mount, bucket):
     assert mounted.sh("readlink", mounted / "sub" / "moved").stdout == b"target.txt\n"
     assert bucket.get_blob("first") is None
     assert bucket.get_blob("sub/moved").metadata["gcsfuse_symlink_target"] == "target.txt"
-    mounted.sh("rm", mounted / "sub" / "moved")
-    assert bucket.get_blob("sub/moved") is None
+    mounted.sh("mv", mounted / "sub", mounted / "renamed")
+    assert mounted.sh("readlink", mounted / "renamed" / "moved").stdout == b"target.txt\n"
+    assert bucket.get_blob("renamed/moved").download_as_bytes() == b"target.txt"
+    mounted.sh("rm", mounted / "renamed" / "moved")
+    assert bucket.get_blob("renamed/moved") is None
     assert bucket.get_blob("target.txt").download_as_bytes() == b"kept\n"
-    assert mount().call(os.listdir, mount().path / "sub") == []
+    again = mount()
+    assert again.call(os.listdir, again / "renamed") == []
 
 
 def test_a_file_saved_over_a_link_is_a_file(mount, bucket):
