@@ -20,8 +20,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def link_tree(root: Path) -> Path:
-    """A file, a directory, and links to each (relative and absolute-free), a link into a subdirectory,
-    a link to a link, and a dangling link."""
+    """A file, a directory, relative links to each, a link out of a subdirectory, a link to a link and
+    a dangling link."""
     (root / "dir").mkdir(parents=True)
     (root / "file.txt").write_text("content\n")
     (root / "dir" / "inner.txt").write_text("inner\n")
