@@ -10,7 +10,8 @@ Who owns what:
   (bounded) as the last known, which `StaleKnowledge` (stale.py) lets answer while the server is
   unavailable, as it does a file's last known view.
 - `Files` (files.py): content: fresh views, write sessions, uploads, truncates, metadata changes.
-- `Namespace` (namespace.py): lookups, listings, create, mkdir, rmdir, unlink, rename.
+- `Namespace` (namespace.py): lookups, listings, create, mkdir, symlink, mknod, rmdir, unlink, rename.
+- `Links` (links.py): symbolic links' targets, kept by generation.
 - The FUSE adapter (octuefs/fs/operations.py) owns the open handles (`ReadHandle`, `WriteHandle`)
   and only translates: pyfuse3 types in and out, errors to errnos (octuefs/fs/errno.py).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from octuefs.cache import ChunkCache
 from octuefs.core.files import Files
 from octuefs.core.inodes import InodeTable
+from octuefs.core.links import Links
 from octuefs.core.namespace import Namespace
 from octuefs.core.stale import StaleKnowledge
 from octuefs.core.workers import Workers
@@ -26,3 +27,4 @@ class MountCore:
         parts = (config, storage, self.inodes, self.dirs, self.workers, self.stale)
         self.files = Files(*parts, cache, uploader)
         self.namespace = Namespace(*parts, self.files)
+        self.links = Links(*parts, self.files)

@@ -1,5 +1,5 @@
 """Names: lookups and the inodes they adopt, directory listings with files not uploaded yet, and
-create, mkdir, rmdir, unlink and rename (of files and directories) on the bucket.
+create, mkdir, symlink, mknod, rmdir, unlink and rename (of files and directories) on the bucket.
 
 Names arrive decoded (str); what answers the kernel is the FUSE adapter's (`octuefs.fs.operations`).
 """
@@ -7,6 +7,7 @@ Names arrive decoded (str); what answers the kernel is the FUSE adapter's (`octu
 from __future__ import annotations
 
 import logging
+import stat as stat_module
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from octuefs.errors import (
     NoSuchEntry,
     NotADirectory,
     OctuefsError,
+    PreconditionConflict,
     ServerUnavailable,
 )
 from octuefs.fs import posix
@@ -158,8 +160,7 @@ class Namespace(CoreParts):
         path = self.child_path(parent, name)
         self.require_writable(path)
         self.dirs.require_representable(path)
-        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
-        stored = posix.created(mode, uid, gid, default, self.config.trust_stored_owners)
+        stored = self._created(mode, uid, gid)
         renamed = await self._renamed_away_from(path)
         datafile = Datafile.for_new_object(self.config.bucket, self.dirs.object_name(path), renamed)
         if renamed is not None:
@@ -195,6 +196,43 @@ class Namespace(CoreParts):
         self.dirs.record(path, DirEntry(name, True))
         self.dirs.record_empty(path)
         return self.inodes.entry(path, True)
+
+    async def symlink(self, parent: Inode, name: str, target: bytes, uid: int, gid: int) -> Inode:
+        """A symbolic link, stored as gcsfuse stores one (see octuefs/fs/posix.py); never followed here."""
+        owners = {key: value for key, value in self._created(0, uid, gid).items() if key != posix.MODE_KEY}
+        return await self._make_object(parent, name, target, posix.link_metadata(target) | owners)
+
+    async def mknod(self, parent: Inode, name: str, mode: int, rdev: int, uid: int, gid: int) -> Inode:
+        """A FIFO, socket or device node: an empty object carrying its type (the kernel does the rest:
+        a FIFO's pipe and a socket's binding are local, and the mount is `nodev`). A regular file made
+        by mknod is an empty file, created and closed."""
+        if stat_module.S_ISREG(mode):
+            inode = await self.create(parent, name, stat_module.S_IMODE(mode), uid, gid)
+            await self.files.release(inode)
+            return inode
+        keys = self._created(mode, uid, gid) | posix.special_metadata(mode, rdev)
+        return await self._make_object(parent, name, b"", keys)
+
+    def _created(self, mode: int, uid: int, gid: int) -> dict[str, str]:
+        default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, 0)
+        return posix.created(mode, uid, gid, default, self.config.trust_stored_owners)
+
+    async def _make_object(self, parent: Inode, name: str, data: bytes, metadata: dict[str, str]) -> Inode:
+        """A link's or special file's object, made in one request if the name is free."""
+        path = self.child_path(parent, name)
+        self.require_writable(path)
+        if await self.lookup(parent, name) is not None:
+            raise AlreadyExists(f"{self.location_of(path)}: already exists.")
+        self.dirs.require_representable(path)
+        create, object_name = self.storage.create_small, self.dirs.object_name(path)
+        try:
+            stat = await self.workers.blocking(create, self.config.bucket, object_name, data, metadata)
+        except PreconditionConflict:
+            raise AlreadyExists(f"{self.location_of(path)}: already exists (made by another writer).") from None
+        inode = self.inodes.entry(path, False)
+        inode.refresh_stat(stat)
+        self.dirs.record(path, DirEntry(name, False, stat, inode.refreshed_at))
+        return inode
 
     async def _existing(self, parent: Inode, name: str) -> Inode:
         inode = await self.lookup(parent, name)
@@ -342,9 +380,9 @@ def _inherited(heir_metadata: Mapping[str, str], replaced: Datafile) -> UploadRe
     content type), with the POSIX keys of the heir's own custom metadata. Not the replaced file's
     stored mtime: the heir's content is newer, and shows its own time unless it was given one."""
     inherited = replaced.content_upload_request(posix.carried(heir_metadata))
-    if posix.MTIME_KEY in heir_metadata:
-        return inherited
-    metadata = {key: value for key, value in inherited.metadata.items() if key != posix.MTIME_KEY}
+    metadata = posix.as_regular(inherited.metadata)
+    if posix.MTIME_KEY not in heir_metadata:
+        metadata.pop(posix.MTIME_KEY, None)
     return replace(inherited, metadata=metadata)
 
 

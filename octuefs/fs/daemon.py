@@ -75,7 +75,9 @@ def notify_systemd(state: str) -> None:
 
 
 def fuse_options(config: MountConfig) -> set[str]:
-    options = set(pyfuse3.default_options) | {f"fsname={config.source.replace(',', '_')}", "subtype=octuefs"}
+    """Always `nodev`: a device node from the bucket is shown (tar and rsync keep it) but never opens a
+    local device, as anyone who can write the bucket could make one (see docs/security.md)."""
+    options = set(pyfuse3.default_options) | {f"fsname={config.source.replace(',', '_')}", "subtype=octuefs", "nodev"}
     if config.allow_other:
         options.add("allow_other")
     if config.read_only:

@@ -107,7 +107,14 @@ class BucketOperations(pyfuse3.Operations):
             time_ns = self.files.mounted_at_ns
         else:
             attributes.st_size, posix_attributes = self.files.attributes(inode)
-            attributes.st_mode = stat_module.S_IFREG | posix_attributes.mode
+            custom = inode.stat.metadata if inode.stat is not None else {}
+            kind = posix.file_type(custom)
+            if kind == stat_module.S_IFLNK:
+                attributes.st_mode = kind | 0o777  # as on Linux: a link's own mode is never used
+                attributes.st_size = posix.link_size(custom, attributes.st_size)
+            else:
+                attributes.st_mode = kind | posix_attributes.mode
+                attributes.st_rdev = posix.device(custom)
             attributes.st_nlink = 1
             attributes.st_uid, attributes.st_gid = posix_attributes.uid, posix_attributes.gid
             time_ns = posix_attributes.mtime_ns
@@ -319,7 +326,12 @@ class BucketOperations(pyfuse3.Operations):
     async def symlink(
         self, parent_ino: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)
+        parent = self.inodes[parent_ino]
+        return self._looked_up(await self.namespace.symlink(parent, os.fsdecode(name), target, ctx.uid, ctx.gid))
+
+    @fuse_errors
+    async def readlink(self, ino: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return await self.core.links.target(self.inodes[ino])
 
     @fuse_errors
     async def link(
@@ -331,7 +343,8 @@ class BucketOperations(pyfuse3.Operations):
     async def mknod(
         self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)
+        parent, mode = self.inodes[parent_ino], mode & ~ctx.umask
+        return self._looked_up(await self.namespace.mknod(parent, os.fsdecode(name), mode, rdev, ctx.uid, ctx.gid))
 
     # Extended attributes ---------------------------------------------------------------------
 

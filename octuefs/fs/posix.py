@@ -15,10 +15,18 @@ on the next mount. With `trust_stored_owners` (single-tenant buckets, POSIX test
 and modes are written and shown as they are, but never setuid/setgid and never over a `uid`, `gid`
 or `file_mode` the user gave. A time grants nothing, so a stored mtime is always shown. Values no
 attribute can hold are shown as the mount's values and reported, never passed to the kernel.
+
+The file type is kept here too, in the forms other tools read. A symbolic link is gcsfuse's (3.9 on):
+the target as the object's content, marked by `goog-reserved-file-is-symlink: true`, and the target
+also in `gcsfuse_symlink_target`, the only form gcsfuse before 3.9 reads (its objects are empty).
+A FIFO, socket or device node is an empty object whose stored mode carries its type bits (S_IFIFO,
+...), as s3fs stores a mode and reads this key; a device node's number is in `octuefs-posix-rdev`
+(no other tool stores one). A stored mode with any other type bits is a regular file's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import stat as stat_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +42,12 @@ MODE_KEY = "goog-reserved-posix-mode"
 UID_KEY = "goog-reserved-posix-uid"
 GID_KEY = "goog-reserved-posix-gid"
 KEYS = (MTIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
+SYMLINK_KEY = "goog-reserved-file-is-symlink"
+SYMLINK_TARGET_KEY = "gcsfuse_symlink_target"
+RDEV_KEY = "octuefs-posix-rdev"
+SPECIAL_TYPES = frozenset({stat_module.S_IFIFO, stat_module.S_IFSOCK, stat_module.S_IFCHR, stat_module.S_IFBLK})
+DEVICE_TYPES = frozenset({stat_module.S_IFCHR, stat_module.S_IFBLK})
+LARGEST_RDEV = 2**32 - 1  # the FUSE protocol's rdev is 32 bits
 
 # The option that fixes each owner or mode key: given, it wins over a stored value even when trusted.
 FIXED_BY = {UID_KEY: "uid", GID_KEY: "gid", MODE_KEY: "file_mode"}
@@ -47,6 +61,7 @@ _READERS: dict[str, tuple[int, Callable[[int], bool]]] = {
     UID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     GID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     MTIME_KEY: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS),
+    RDEV_KEY: (10, lambda value: 0 <= value <= LARGEST_RDEV),
 }
 
 
@@ -102,11 +117,82 @@ def read(custom: Mapping[str, str | None], default: PosixAttributes, shown: Show
     return attributes, unusable
 
 
+def stored_mode(st_mode: int) -> str:
+    """The mode key's value: the permission bits, as gsutil stores them, and the type bits of a
+    special file, whose type lives only here (the kernel's chmod passes them along)."""
+    kind = stat_module.S_IFMT(st_mode)
+    return format(stat_module.S_IMODE(st_mode) | (kind if kind in SPECIAL_TYPES else 0), "o")
+
+
+def file_type(custom: Mapping[str, str]) -> int:
+    """S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK as the object's metadata says; else S_IFREG."""
+    if SYMLINK_TARGET_KEY in custom or custom.get(SYMLINK_KEY) == "true":
+        return stat_module.S_IFLNK
+    mode = _usable(custom, MODE_KEY)
+    kind = stat_module.S_IFMT(mode) if mode is not None else stat_module.S_IFREG
+    return kind if kind in SPECIAL_TYPES else stat_module.S_IFREG
+
+
+def _usable(custom: Mapping[str, str], key: str) -> int | None:
+    """The key's stored value if an attribute can hold it (see `read`); else None."""
+    base, holds = _READERS[key]
+    try:
+        value = int(custom[key], base)
+    except (KeyError, ValueError):
+        return None
+    return value if holds(value) else None
+
+
+def link_target_in_content(custom: Mapping[str, str]) -> bool:
+    """Whether a link's target is its object's content (gcsfuse's form since 3.9, which wins over the
+    older key when both are there, as gcsfuse reads them) rather than the older key's value."""
+    return custom.get(SYMLINK_KEY) == "true"
+
+
+def link_size(custom: Mapping[str, str], object_size: int) -> int:
+    """A link's st_size: the length of its target in bytes."""
+    if link_target_in_content(custom):
+        return object_size
+    return len(custom.get(SYMLINK_TARGET_KEY, "").encode("utf-8", "surrogateescape"))
+
+
+def link_metadata(target: bytes) -> dict[str, str]:
+    """A new link's keys (its target is also its content). A target that is not UTF-8 cannot be a
+    metadata value: it is then in the content only, which gcsfuse before 3.9 cannot read."""
+    metadata = {SYMLINK_KEY: "true"}
+    with contextlib.suppress(UnicodeDecodeError):
+        metadata[SYMLINK_TARGET_KEY] = target.decode()
+    return metadata
+
+
+def device(custom: Mapping[str, str]) -> int:
+    """A device node's number (st_rdev, as the FUSE protocol encodes it); 0 when none is usable."""
+    rdev = _usable(custom, RDEV_KEY)
+    return rdev if rdev is not None and file_type(custom) in DEVICE_TYPES else 0
+
+
+def special_metadata(mode: int, rdev: int) -> dict[str, str]:
+    """A FIFO's, socket's or device node's keys: its type and permissions, and a device's number."""
+    metadata = {MODE_KEY: stored_mode(mode)}
+    if stat_module.S_IFMT(mode) in DEVICE_TYPES:
+        metadata[RDEV_KEY] = str(rdev)
+    return metadata
+
+
+def as_regular(metadata: Mapping[str, str]) -> dict[str, str]:
+    """`metadata` for a regular file taking over another object's: without a link's keys, a special
+    file's type bits and a device number, or the file would show as what it replaced."""
+    regular = {key: value for key, value in metadata.items() if key not in (SYMLINK_KEY, SYMLINK_TARGET_KEY, RDEV_KEY)}
+    if file_type(metadata) in SPECIAL_TYPES:
+        regular[MODE_KEY] = stored_mode(int(metadata[MODE_KEY], 8) & 0o7777)
+    return regular
+
+
 def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners: bool) -> dict[str, str]:
     """The custom-metadata keys a setattr call changes; owners only if `owners` are stored."""
     changed = {}
     if fields.update_mode:
-        changed[MODE_KEY] = format(stat_module.S_IMODE(attr.st_mode), "o")
+        changed[MODE_KEY] = stored_mode(attr.st_mode)
     if fields.update_uid and owners:
         changed[UID_KEY] = str(attr.st_uid)
     if fields.update_gid and owners:

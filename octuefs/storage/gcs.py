@@ -492,6 +492,21 @@ class GCSStorage(Storage):
             )
         return _stat_of(blob)
 
+    def create_small(self, bucket: str, name: str, data: bytes, metadata: Mapping[str, str]) -> ObjectStat:
+        """A symbolic link or special file: a few bytes and metadata in one upload; only if the name is free."""
+        blob = self._blob(bucket, name)
+        blob.metadata = dict(metadata)
+        with self._request("create", CloudLocation(bucket, name), "create it"):
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=0,
+                retry=self._retry,
+                timeout=self._timeout,
+            )
+        self.stats.moved(up=len(data))
+        return _stat_of(blob)
+
     def start_upload(
         self, location: CloudLocation, content_type: str, metadata: Mapping[str, str], if_generation_match: int
     ) -> StreamingUpload:

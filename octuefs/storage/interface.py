@@ -136,6 +136,11 @@ class Storage(UploadSessions, Protocol):
         """An empty `dir/` object marking an empty directory, only if the name is free."""
         ...
 
+    def create_small(self, bucket: str, name: str, data: bytes, metadata: Mapping[str, str]) -> ObjectStat:
+        """An object of a few bytes (a symbolic link's target, nothing for a FIFO) with this metadata, in
+        one request, only if the name is free."""
+        ...
+
     def start_upload(
         self, location: CloudLocation, content_type: str, metadata: Mapping[str, str], if_generation_match: int
     ) -> StreamingUpload:

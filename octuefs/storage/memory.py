@@ -347,6 +347,10 @@ class MemoryStorage(Storage):
         with self._call("create_placeholder"), self._lock:
             return self._store(CloudLocation(bucket, name), b"", "application/x-directory", {}, 0, "create it")
 
+    def create_small(self, bucket: str, name: str, data: bytes, metadata: Mapping[str, str]) -> ObjectStat:
+        with self._call("create_small"), self._lock:
+            return self._store(CloudLocation(bucket, name), data, "application/octet-stream", metadata, 0, "create it")
+
     def start_upload(
         self, location: CloudLocation, content_type: str, metadata: Mapping[str, str], if_generation_match: int
     ) -> StreamingUpload:

@@ -224,6 +224,15 @@ def test_a_placeholder_is_an_empty_directory_object_made_once(subject) -> None:
         subject.storage.create_placeholder(subject.bucket, "dir/")
 
 
+def test_a_small_object_is_made_with_its_bytes_and_metadata_once(subject) -> None:
+    stat = subject.storage.create_small(subject.bucket, "link", b"../target", {"k": "v"})
+    assert (stat.name, stat.size, dict(stat.metadata)) == ("link", 9, {"k": "v"})
+    assert subject.content("link") == b"../target"
+    with pytest.raises(PreconditionConflict, match="link"):
+        subject.storage.create_small(subject.bucket, "link", b"other", {})
+    assert subject.content("link") == b"../target"
+
+
 def test_an_append_joins_new_bytes_on_as_a_new_generation(subject) -> None:
     base = subject.put("log.txt", b"head-", {"k": "v"})
     source = subject.source(b"head-tail")

@@ -3,6 +3,7 @@ which a chmod, chown or create stores, and the values a mount refuses to pass to
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -81,3 +82,47 @@ def test_chmod_and_create_store_the_mode_always_and_the_owner_only_when_trusted(
     assert posix.created(0o100600, 7, 8, DEFAULT, owners=False) == {posix.MODE_KEY: "600"}
     assert posix.created(0o100644, 7, 8, DEFAULT, owners=False) == {}
     assert posix.created(0o100644, 7, 1000, DEFAULT, owners=True) == {posix.UID_KEY: "7"}
+
+
+@pytest.mark.parametrize(
+    ("custom", "kind"),
+    [
+        ({}, stat.S_IFREG),
+        ({posix.MODE_KEY: "644"}, stat.S_IFREG),
+        ({posix.MODE_KEY: "100644"}, stat.S_IFREG),  # a regular file's type bits, as some tools store them
+        ({posix.MODE_KEY: "40755"}, stat.S_IFREG),  # an object is never a directory by its mode
+        ({posix.MODE_KEY: "not octal"}, stat.S_IFREG),
+        ({posix.MODE_KEY: "7777777777777777777777"}, stat.S_IFREG),  # no st_mode holds it
+        ({posix.MODE_KEY: "10640"}, stat.S_IFIFO),
+        ({posix.MODE_KEY: "140755"}, stat.S_IFSOCK),
+        ({posix.MODE_KEY: "20600"}, stat.S_IFCHR),
+        ({posix.MODE_KEY: "60600"}, stat.S_IFBLK),
+        ({posix.SYMLINK_KEY: "true"}, stat.S_IFLNK),
+        ({posix.SYMLINK_KEY: "false"}, stat.S_IFREG),
+        ({posix.SYMLINK_TARGET_KEY: "t"}, stat.S_IFLNK),
+    ],
+)
+def test_the_file_type_comes_from_gcsfuses_link_keys_or_the_stored_modes_type_bits(custom, kind) -> None:
+    assert posix.file_type(custom) == kind
+
+
+def test_a_links_size_is_its_targets_length_wherever_the_target_is() -> None:
+    assert posix.link_size({posix.SYMLINK_KEY: "true", posix.SYMLINK_TARGET_KEY: "ab"}, 7) == 7
+    assert posix.link_size({posix.SYMLINK_TARGET_KEY: "dé"}, 0) == 3
+
+
+def test_chmod_keeps_a_special_files_type_and_a_file_saved_over_one_is_regular() -> None:
+    assert posix.stored_mode(stat.S_IFIFO | 0o600) == "10600"
+    assert posix.stored_mode(stat.S_IFREG | 0o600) == "600"
+    assert posix.stored_mode(stat.S_IFLNK | 0o777) == "777"
+    device = {posix.MODE_KEY: "20600", posix.RDEV_KEY: "259", "octue__id": "x"}
+    assert posix.device(device) == 259
+    assert posix.as_regular(device) == {posix.MODE_KEY: "600", "octue__id": "x"}
+    link = {posix.SYMLINK_KEY: "true", posix.SYMLINK_TARGET_KEY: "t", posix.MTIME_KEY: "1"}
+    assert posix.as_regular(link) == {posix.MTIME_KEY: "1"}
+
+
+@pytest.mark.parametrize("rdev", ["-1", str(2**32), "x"])
+def test_a_device_number_no_attribute_can_hold_shows_as_none(rdev: str) -> None:
+    assert posix.device({posix.MODE_KEY: "20600", posix.RDEV_KEY: rdev}) == 0
+    assert posix.device({posix.MODE_KEY: "10600", posix.RDEV_KEY: "259"}) == 0
