@@ -71,7 +71,8 @@ class MountConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
-    retry_deadline: float = 120.0
+    # Seconds an operation retries transient failures before EIO; why 20, see StorageSettings.
+    retry_deadline: float = 20.0
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False
