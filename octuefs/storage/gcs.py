@@ -62,8 +62,9 @@ DEFAULT_PROJECT = "octuefs"
 RESUME_INCOMPLETE = 308
 # Where appended bytes wait for the compose that joins them on (as gcsfuse keeps `.gcsfuse_tmp/`).
 TEMPORARY_PREFIX = ".octuefs_tmp/"
-# The breaker's probe: one bucket GET of the bucket last used, answered within this or counted failed.
-PROBE_TIMEOUT = 5.0
+# The breaker's probe: one GET of a bucket recently used, answered within this or counted failed. A bucket
+# GET is answered in well under a second; 3 s bounds what confirming an outage adds to the first failure.
+PROBE_TIMEOUT = 3.0
 
 
 class _ReportingReader:
