@@ -195,9 +195,12 @@ class ServerHealth:
         return True
 
     def _probe_loop(self) -> None:
-        while self.probe_step() and not self._closed:
+        """Started once the confirming probe failed: the next probe is one interval later."""
+        while not self._closed:
             self._wake.wait(self.probe_interval)
             self._wake.clear()
+            if not self.probe_step():
+                return
 
     def close(self) -> None:
         """Stop probing (the client this health belongs to is being replaced)."""
