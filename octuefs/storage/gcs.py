@@ -347,11 +347,11 @@ class GCSStorage(Storage):
             return  # the configured read timeout itself: a plain timeout, not a stall cut short
         self.stats.stalled()
         logger.info(
-            "%s: read of %s stalled (nothing for %.1f s; recent reads answered within %.2f s): retrying",
+            "%s: read of %s stalled (nothing for %.1f s; recent reads answered within %.0f ms): retrying",
             location,
             what,
             waited,
-            typical or 0.0,
+            (typical or 0.0) * 1000,
             extra={"object": str(location), "stalled_s": waited},
         )
 

@@ -208,11 +208,14 @@ class Mounter:
         *options: str,
         cache_dir: Path | None = None,
         metadata_ttl: float | None = None,
+        retry_deadline: float | None = RETRY_DEADLINE,
     ) -> Mount:
+        """`retry_deadline=None` mounts with the default retry settings (no --retry-deadline)."""
         mountpoint = self.new_dir("mnt")
         cache_dir = cache_dir or self.new_dir("cache")
         source = f"{self.bucket}/{prefix}" if prefix else self.bucket
         ttl = ["--metadata-ttl", str(metadata_ttl)] if metadata_ttl is not None else []
+        retry = ["--retry-deadline", str(retry_deadline)] if retry_deadline is not None else []
         result = self.attempt(
             "mount",
             source,
@@ -221,8 +224,7 @@ class Mounter:
             self.endpoint,
             "--cache-dir",
             cache_dir,
-            "--retry-deadline",
-            str(RETRY_DEADLINE),
+            *retry,
             *ttl,
             *options,
             mountpoint=mountpoint,
