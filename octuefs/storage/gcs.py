@@ -597,7 +597,7 @@ class GCSStorage(Storage):
     def cancel_session(self, session: str) -> None:
         """Drop an unfinished session (it would otherwise linger on the server for a week); failures do
         not matter."""
-        with contextlib.suppress(requests.RequestException):
+        with contextlib.suppress(requests.RequestException, ServerUnavailable):
             self._client._http.delete(session, timeout=self._timeout)
 
 

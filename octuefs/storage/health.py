@@ -127,7 +127,10 @@ class ServerHealth:
         self._wake.set()
 
     def failed(self, cause: str) -> None:
-        """One attempt failed transiently; a run of them lasting `trip_after` seconds suspects the server."""
+        """One attempt failed transiently; a run of them lasting `trip_after` seconds suspects the server.
+        Failures of requests in `bypassing` blocks (the probe, the mount's start-up check) do not count."""
+        if getattr(self._local, "bypass", False):
+            return
         with self._lock:
             now = self._clock()
             if self._failing_since is None or now - self._last_failure > FORGET_AFTER:
@@ -139,6 +142,8 @@ class ServerHealth:
 
     def gave_up(self, cause: str) -> None:
         """An operation retried transient failures until its deadline: suspect the server."""
+        if getattr(self._local, "bypass", False):
+            return
         with self._lock:
             if self._failing_since is None:
                 self._failing_since = self._clock()
