@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 from requests.adapters import HTTPAdapter
 
@@ -94,6 +95,8 @@ def describe(error: BaseException) -> str:
     is one. Never the request's URL, which for a signed URL carries a credential."""
     if isinstance(error, requests.Timeout):
         return "no answer before the timeout" if not isinstance(error, requests.ConnectTimeout) else "connect timeout"
+    if isinstance(error, api_exceptions.GoogleAPICallError):  # its message starts with the URL
+        return f"HTTP {error.code} {type(error).__name__}"
     pending: list[Any] = [error]
     seen: set[int] = set()
     while pending:

@@ -8,6 +8,7 @@ import threading
 import pytest
 import requests
 import urllib3
+from google.api_core import exceptions as api_exceptions
 
 from octuefs.storage.attempts import (
     MIN_ATTEMPT,
@@ -95,6 +96,7 @@ def test_causes_name_the_system_reason_and_never_the_url():
     assert describe(refused) == "ConnectionRefusedError: Connection refused"
     assert describe(requests.ReadTimeout(f"read timed out for {url}")) == "no answer before the timeout"
     assert "secret" not in describe(requests.ConnectionError(f"something about {url}"))
+    assert describe(api_exceptions.ServiceUnavailable(f"GET {url}: busy")) == "HTTP 503 ServiceUnavailable"
 
 
 def test_deadline_is_per_thread():
