@@ -86,6 +86,12 @@ class ServerUnavailable(StorageError):
     waits to be sent may be sent once it is back (unlike a refusal, which retrying would not change)."""
 
 
+class ServerLost(ServerUnavailable):
+    """Not sent: the server was found unreachable and no probe has reached it since (the circuit
+    breaker of octuefs/storage/health.py), so the request fails at once instead of waiting out a
+    retry deadline of its own."""
+
+
 class StagingDiskError(OctuefsError, OSError):
     """The local disk holding files being written refused to hold more (full, quota, file too large):
     programs get its own errno, as they would from a local file."""

@@ -56,7 +56,12 @@ OPTIONS = (
     Option("chunk_size", parse_size, "size of ranged reads and cached chunks (default 1M)"),
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
     Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
-    Option("retry_deadline", float, "seconds to keep retrying a failing request before EIO (default 120)"),
+    Option(
+        "retry_deadline",
+        float,
+        "seconds to keep retrying a failing request before EIO (default 20); once the server is found "
+        "unreachable, requests fail at once until a probe (every 2 s) reaches it again",
+    ),
     Option(
         "stale_if_error",
         float,

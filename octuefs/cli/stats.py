@@ -11,7 +11,9 @@ from octuefs.fs import xattrs
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("stats", help="requests, bytes, cache use, errors and pending uploads of a mount")
+    parser = subparsers.add_parser(
+        "stats", help="server state, requests, bytes, cache use, errors and pending uploads of a mount"
+    )
     parser.add_argument("mountpoint")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)

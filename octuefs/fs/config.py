@@ -71,7 +71,8 @@ class MountConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
-    retry_deadline: float = 120.0
+    # Seconds an operation retries transient failures before EIO; why 20, see StorageSettings.
+    retry_deadline: float = 20.0
     # Seconds past the metadata TTL that what was last known of a file or directory is still served
     # while the server is unavailable (stale-if-error, as in RFC 5861); 0 answers EIO as soon as a
     # refresh fails. Unbounded by default: a mount offline for hours still shows what it last saw.

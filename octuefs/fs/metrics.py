@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,7 +25,22 @@ SCALARS = (
     (("cache", "max_bytes"), "octuefs_cache_max_bytes", "gauge", "Bound of the chunk cache."),
     (("open_files",), "octuefs_open_files", "gauge", "Open file handles."),
     (("pending_uploads",), "octuefs_pending_uploads", "gauge", "Files written here and not yet uploaded."),
+    (("stalled_reads_retried",), "octuefs_stalled_reads_retried_total", "counter", "Stalled ranged GETs retried."),
+    (("server", "outages"), "octuefs_server_outages_total", "counter", "Times the storage server was lost."),
 )
+# The server's state and its last loss and return, as numbers (0: never).
+SERVER_GAUGES = (
+    ("octuefs_server_up", "1 while the storage server answers (breaker closed), 0 while it is lost."),
+    ("octuefs_server_lost_at_seconds", "Unix time since which the server was last unreachable."),
+    ("octuefs_server_found_at_seconds", "Unix time the server was last found again after being lost."),
+)
+
+
+def _server_values(server: dict[str, Any]) -> tuple[float, ...]:
+    def moment(text: str | None) -> float:
+        return datetime.fromisoformat(text).timestamp() if text else 0
+
+    return (0 if server["state"] == "down" else 1, moment(server["lost_at"]), moment(server["found_at"]))
 
 
 def prometheus_text(statistics: dict[str, Any]) -> str:
@@ -37,6 +53,8 @@ def prometheus_text(statistics: dict[str, Any]) -> str:
         for part in path:
             value = value[part]
         lines += [f"# HELP {name} {description}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    for (name, description), value in zip(SERVER_GAUGES, _server_values(statistics["server"]), strict=True):
+        lines += [f"# HELP {name} {description}", f"# TYPE {name} gauge", f"{name} {value:.0f}"]
     return "\n".join(lines) + "\n"
 
 

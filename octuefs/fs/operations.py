@@ -59,9 +59,11 @@ class BucketOperations(pyfuse3.Operations):
         self.errors: Counter[str] = Counter()
 
     def statistics(self) -> dict[str, Any]:
-        """What `octuefs stats` shows: requests by kind, bytes moved, cache use, errors, pending uploads."""
+        """What `octuefs stats` shows: the server's state, requests by kind, bytes moved, cache use, errors,
+        pending uploads."""
         return {
             "source": self.config.source,
+            "server": self.storage.health.snapshot(),
             **self.storage.stats.snapshot(),
             "cache": {
                 "hits": self.cache.hits,

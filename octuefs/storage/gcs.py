@@ -24,12 +24,22 @@ from urllib.parse import quote
 
 import google_crc32c
 import requests
+import urllib3
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
+from google.cloud.storage.retry import _should_retry
 
-from octuefs.errors import ChecksumMismatch, OctuefsError, PreconditionConflict, ServerUnavailable, StorageError
+from octuefs.errors import (
+    ChecksumMismatch,
+    OctuefsError,
+    PreconditionConflict,
+    ServerLost,
+    ServerUnavailable,
+    StorageError,
+)
+from octuefs.storage.attempts import BoundedRetry, GuardedAdapter, ReadLatencies, describe, transient
+from octuefs.storage.health import ServerHealth
 from octuefs.storage.interface import Storage
 from octuefs.storage.objects import (
     Listing,
@@ -52,6 +62,9 @@ DEFAULT_PROJECT = "octuefs"
 RESUME_INCOMPLETE = 308
 # Where appended bytes wait for the compose that joins them on (as gcsfuse keeps `.gcsfuse_tmp/`).
 TEMPORARY_PREFIX = ".octuefs_tmp/"
+# The breaker's probe: one GET of a bucket recently used, answered within this or counted failed. A bucket
+# GET is answered in well under a second; 3 s bounds what confirming an outage adds to the first failure.
+PROBE_TIMEOUT = 3.0
 
 
 class _ReportingReader:
@@ -104,10 +117,13 @@ class ChecksummingWriter:
 
 
 @contextlib.contextmanager
-def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[None]:
-    """Turn client exceptions into octuefs errors that name the object and what was being done."""
+def _translated_errors(location: CloudLocation | str, action: str, health: ServerHealth) -> Iterator[None]:
+    """Turn client exceptions into octuefs errors that name the object and what was being done; an
+    operation that retried transient failures until its deadline tells `health`."""
     try:
         yield
+    except ServerLost as error:
+        raise ServerUnavailable(f"{location}: could not {action}: {error}") from None
     except api_exceptions.NotFound:
         raise missing(location, action) from None
     except api_exceptions.PreconditionFailed:
@@ -119,6 +135,7 @@ def _translated_errors(location: CloudLocation | str, action: str) -> Iterator[N
     except api_exceptions.RetryError as error:
         # When retries of a transient failure (503, reset connection) outlast the deadline, the client
         # raises RetryError, which is no GoogleAPICallError: without this it escapes untyped and unnamed.
+        health.gave_up(describe(error.cause) if error.cause is not None else "retry deadline passed")
         raise ServerUnavailable(f"{location}: gave up trying to {action} after retrying: {error.cause}") from None
     except (requests.RequestException, ConnectionError, TimeoutError) as error:
         if _should_retry(error) or isinstance(error, TimeoutError):
@@ -135,9 +152,14 @@ class GCSStorage(Storage):
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
-        self._client = self._build_client(settings)
+        self.health = ServerHealth(self._probe)
+        self._client = self._build_client(settings, self.health)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
-        self._retry: Retry = DEFAULT_RETRY.with_timeout(settings.retry_deadline)
+        # DEFAULT_RETRY (the client's predicate and backoff), its deadline also bounding each attempt.
+        self._retry: Retry = BoundedRetry(predicate=_should_retry, timeout=settings.retry_deadline)
+        self._latencies = ReadLatencies(settings.read_timeout)
+        # The bucket the probe asks about: one recently used, so the probe sees what requests see.
+        self._recent_bucket = "octuefs-probe"
         self.stats = RequestStats()
 
     @contextlib.contextmanager
@@ -145,8 +167,11 @@ class GCSStorage(Storage):
         """Every operation runs inside this: errors translated, counted, and logged with timing (debug)."""
         started = time.monotonic()
         failed = True
+        self._recent_bucket = (
+            location.bucket if isinstance(location, CloudLocation) else location.removeprefix("gs://").split("/")[0]
+        )
         try:
-            with _translated_errors(location, action):
+            with _translated_errors(location, action, self.health):
                 yield
             failed = False
         finally:
@@ -158,7 +183,7 @@ class GCSStorage(Storage):
             )
 
     @staticmethod
-    def _build_client(settings: StorageSettings) -> storage.Client:
+    def _build_client(settings: StorageSettings, health: ServerHealth) -> storage.Client:
         endpoint = settings.resolved_endpoint
         if endpoint:
             from google.auth.credentials import AnonymousCredentials
@@ -174,7 +199,7 @@ class GCSStorage(Storage):
         # per bucket that octuefs never asked for and that would break its request budgets.
         client._bucket_metadata_cache = None
         # Many requests run in parallel (readahead, FUSE threads); the default pool of 10 would serialise them.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool_size)
+        adapter = GuardedAdapter(health, settings.retry_deadline, pool_connections=4, pool_maxsize=settings.pool_size)
         client._http.mount("http://", adapter)
         client._http.mount("https://", adapter)
         return client
@@ -194,12 +219,23 @@ class GCSStorage(Storage):
         return response.json()
 
     def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
-        """One bucket GET with a short retry deadline, so a mount fails fast when the server is down."""
-        with self._request("bucket", f"gs://{bucket}", "look up the bucket"):
+        """One bucket GET with a short retry deadline, so a mount fails fast when the server is down.
+
+        Sent even while the server is thought lost: the user asked for this check, and its answer is
+        the freshest news of the server (a success finds it again)."""
+        with self._request("bucket", f"gs://{bucket}", "look up the bucket"), self.health.bypassing():
             found = self._client.lookup_bucket(
-                bucket, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=(min(deadline, 5.0), deadline)
+                bucket, retry=self._retry.with_timeout(deadline), timeout=(min(deadline, 5.0), deadline)
             )
         return found is not None
+
+    def _probe(self) -> None:
+        """The breaker's probe: one bucket GET, no retry; any answer but a transient failure will do (a
+        404 or 403 too: the server is there)."""
+        url = f"{self._client._connection.API_BASE_URL}/storage/v1/b/{quote(self._recent_bucket, safe='')}"
+        response = self._client._http.get(url, params={"fields": "name"}, timeout=(PROBE_TIMEOUT, PROBE_TIMEOUT))
+        if transient(response.status_code):
+            raise api_exceptions.from_http_response(response)
 
     def create_bucket(self, bucket: str) -> None:
         """A new bucket in the client's project (the demo seeds one)."""
@@ -270,12 +306,19 @@ class GCSStorage(Storage):
         headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
 
         def attempt() -> bytes:
-            with self._client._http.get(
-                url, params=parameters, headers=headers, stream=True, timeout=self._timeout
-            ) as response:
-                if response.status_code not in (200, 206):
-                    raise api_exceptions.from_http_response(response)
-                data = response.raw.read(decode_content=False)
+            stall = self._latencies.timeout()
+            started = time.monotonic()
+            try:
+                with self._client._http.get(
+                    url, params=parameters, headers=headers, stream=True, timeout=(self.settings.connect_timeout, stall)
+                ) as response:
+                    if response.status_code not in (200, 206):
+                        raise api_exceptions.from_http_response(response)
+                    self._latencies.record(time.monotonic() - started)
+                    data = response.raw.read(decode_content=False)
+            except (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+                self._stalled(stat.location, f"bytes {start}-{end - 1}", stall)
+                raise
             if response.status_code == 200:
                 data = data[start:end]
             if len(data) != end - start:
@@ -294,6 +337,23 @@ class GCSStorage(Storage):
             data = self._retry(attempt)()
         self.stats.moved(down=len(data))
         return data
+
+    def _stalled(self, location: CloudLocation, what: str, waited: float) -> None:
+        """A ranged GET delivered nothing for `waited` seconds: it is abandoned (its retry asks again), and
+        counted; its wait counts as a sample, so a server slow for everyone soon gets longer timeouts."""
+        typical = self._latencies.typical()
+        self._latencies.record(waited)
+        if waited >= self._latencies.ceiling:
+            return  # the configured read timeout itself: a plain timeout, not a stall cut short
+        self.stats.stalled()
+        logger.info(
+            "%s: read of %s stalled (nothing for %.1f s; recent reads answered within %.0f ms): retrying",
+            location,
+            what,
+            waited,
+            (typical or 0.0) * 1000,
+            extra={"object": str(location), "stalled_s": waited},
+        )
 
     def download(self, stat: ObjectStat, destination: str | os.PathLike[str]) -> None:
         """Download exactly the generation in `stat`, verified against its crc32c, all or nothing.
@@ -552,7 +612,7 @@ class GCSStorage(Storage):
     def cancel_session(self, session: str) -> None:
         """Drop an unfinished session (it would otherwise linger on the server for a week); failures do
         not matter."""
-        with contextlib.suppress(requests.RequestException):
+        with contextlib.suppress(requests.RequestException, ServerUnavailable):
             self._client._http.delete(session, timeout=self._timeout)
 
 
@@ -568,6 +628,8 @@ def configure(**settings: Any) -> None:
     global _settings, _instance
     with _lock:
         _settings = replace(_settings, **settings)
+        if _instance is not None:
+            _instance[1].health.close()
         _instance = None
 
 

@@ -9,7 +9,8 @@ The semantics every implementation keeps, since callers rely on them:
 - Each content change makes a new generation; each metadata change a new metageneration.
 - `if_generation_match` guards a write (0: the name must be free); a guard that fails raises
   `PreconditionConflict` and changes nothing. A missing object or bucket raises `CloudObjectNotFound`;
-  any other failure `StorageError`. Each message names the object.
+  any other failure `StorageError`, and a transient one (or a request not sent because the server is
+  lost, see octuefs/storage/health.py) its subclass `ServerUnavailable`. Each message names the object.
 - Reads name a generation (through an `ObjectStat`) and never return another generation's bytes.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from octuefs.errors import CloudObjectNotFound
+from octuefs.storage.health import ServerHealth
 from octuefs.storage.objects import Listing, ObjectStat, RequestStats, StorageSettings
 from octuefs.storage.paths import CloudLocation
 from octuefs.storage.streaming import StreamingUpload, UploadSessions
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 class Storage(UploadSessions, Protocol):
     settings: StorageSettings
     stats: RequestStats
+    # Whether the server answers (the circuit breaker); `health.on_recovered(callback)` tells of its return.
+    health: ServerHealth
 
     def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
         """Whether the bucket exists, answered within about `deadline` seconds."""

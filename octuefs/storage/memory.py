@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from octuefs.errors import OctuefsError, StorageError
+from octuefs.errors import OctuefsError, ServerLost, ServerUnavailable, StorageError
+from octuefs.storage.health import ServerHealth
 from octuefs.storage.interface import Storage
 from octuefs.storage.objects import (
     Listing,
@@ -93,6 +94,9 @@ class MemoryStorage(Storage):
     def __init__(self, settings: StorageSettings | None = None) -> None:
         self.settings = settings or StorageSettings()
         self.stats = RequestStats()
+        # The breaker as GCSStorage has it: a `ServerUnavailable` fault is an operation that gave up, and
+        # the probe is the operation "probe" (fail it to keep the server lost, clear it to let it back).
+        self.health = ServerHealth(self._probe)
         # Every call made, in order, by operation name: the request budget a test can check.
         self.calls: list[str] = []
         self._lock = threading.Lock()
@@ -134,9 +138,14 @@ class MemoryStorage(Storage):
 
     @contextlib.contextmanager
     def _call(self, operation: str) -> Iterator[None]:
-        """Every operation runs inside this: its faults applied, and the call counted."""
+        """Every operation runs inside this: refused while the server is lost, its faults applied, its
+        outcome told to the breaker, and the call counted."""
+        try:
+            self.health.check()
+        except ServerLost as error:
+            raise ServerUnavailable(f"{operation}: {error}") from None
         fault = self._take_fault(operation)
-        failed = True
+        failure: BaseException | None = None
         try:
             if fault is not None:
                 if fault.delay:
@@ -146,9 +155,16 @@ class MemoryStorage(Storage):
             yield
             if fault is not None and fault.error is not None:
                 raise fault.error
-            failed = False
+        except BaseException as error:
+            failure = error
+            raise
         finally:
-            self.stats.record(operation, failed)
+            # Any answer but a transient failure shows the server is there (a 404 too).
+            if isinstance(failure, ServerUnavailable):
+                self.health.gave_up(str(failure))
+            else:
+                self.health.succeeded()
+            self.stats.record(operation, failure is not None)
             with self._lock:
                 self.calls.append(operation)
 
@@ -187,8 +203,12 @@ class MemoryStorage(Storage):
         objects[location.name] = stored
         return stored.stat(location.bucket, location.name)
 
+    def _probe(self) -> None:
+        with self._call("probe"):
+            pass
+
     def bucket_exists(self, bucket: str, deadline: float = 10.0) -> bool:
-        with self._call("bucket_exists"), self._lock:
+        with self.health.bypassing(), self._call("bucket_exists"), self._lock:
             return bucket in self._buckets
 
     def create_bucket(self, bucket: str) -> None:

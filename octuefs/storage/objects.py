@@ -28,9 +28,21 @@ EMPTY_CRC32C = "AAAAAA=="
 class StorageSettings:
     endpoint: str | None = None
     project: str | None = None
-    connect_timeout: float = 10.0
+    # Timeouts of one attempt, each cut to what is left of the retry deadline (storage/attempts.py).
+    # Real GCS connects in milliseconds: a connection not made in 5 s is not coming, and a shorter
+    # wait leaves room for several attempts within the deadline when packets are being dropped.
+    connect_timeout: float = 5.0
+    # The longest wait for the next byte of a reply; ranged GETs wait less, from recent latencies.
     read_timeout: float = 60.0
-    retry_deadline: float = 120.0
+    # How long an operation retries transient failures (5xx, 429, dropped connections, timeouts).
+    # DEFAULT_RETRY sleeps uniform(0, 2**k) s before retry k+1 (at most 60 s) and gives up as soon as
+    # the next sleep would pass the deadline. Three 503s in a row sleep at most 1+2+4 = 7 s before the
+    # attempt that succeeds, and two dropped connections 1+2 = 3 s, so 20 s rides out such outages
+    # with room for slow attempts. With the server gone, the last attempt starts before 20 s and its
+    # timeouts are cut to what is left (at least 1 s), so the first operation that needs the server
+    # fails by about 21 s: inside the 30 s promised (docs), with margin for a loaded machine. After
+    # that, the circuit breaker (storage/health.py) fails requests at once.
+    retry_deadline: float = 20.0
     pool_size: int = 32
     # Resumable uploads hold one chunk in memory at a time; must be a multiple of 256 KiB. Each chunk
     # is one request, so larger chunks upload faster (the client's own default is 100 MiB).
@@ -148,6 +160,8 @@ class RequestStats:
         self.failures: Counter[str] = Counter()
         self.bytes_down = 0
         self.bytes_up = 0
+        # Ranged GETs abandoned because they delivered nothing for much longer than recent ones took.
+        self.stalled_reads_retried = 0
 
     def record(self, kind: str, failed: bool) -> None:
         with self._lock:
@@ -160,6 +174,10 @@ class RequestStats:
             self.bytes_down += down
             self.bytes_up += up
 
+    def stalled(self) -> None:
+        with self._lock:
+            self.stalled_reads_retried += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -167,4 +185,5 @@ class RequestStats:
                 "failed_requests": dict(self.failures),
                 "bytes_down": self.bytes_down,
                 "bytes_up": self.bytes_up,
+                "stalled_reads_retried": self.stalled_reads_retried,
             }

@@ -10,6 +10,7 @@ which also releases any thread still stuck in a syscall on it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -27,7 +28,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from octuefs.fs import xattrs
 from octuefs.fs.runtime import pid_file
+from octuefs.storage.gcs import PROBE_TIMEOUT
+from octuefs.storage.health import PROBE_INTERVAL
 from tests.conftest import unavailable
 
 CLI = (sys.executable, "-m", "octuefs.cli.main")
@@ -166,6 +170,20 @@ class Mount:
     def unmount(self) -> subprocess.CompletedProcess:
         return run(*CLI, "unmount", self.path)
 
+    def statistics(self) -> dict[str, Any]:
+        """The daemon's counters, as `octuefs stats --json` prints them."""
+        return json.loads(self.call(os.getxattr, self.path, xattrs.STATS))
+
+    def wait_until_server_found(self) -> float:
+        """After `proxy.up()`, requests fail at once until the daemon's probe finds the server again (the
+        circuit breaker, octuefs/storage/health.py): wait for that, at most one probe interval and one
+        probe's timeout (plus margin); the seconds it took."""
+        started = time.monotonic()
+        while self.statistics()["server"]["state"] != "up":
+            assert time.monotonic() - started < PROBE_INTERVAL + PROBE_TIMEOUT + 5, "the server's return went unnoticed"
+            time.sleep(0.05)
+        return time.monotonic() - started
+
 
 @dataclass
 class Mounter:
@@ -208,11 +226,14 @@ class Mounter:
         *options: str,
         cache_dir: Path | None = None,
         metadata_ttl: float | None = None,
+        retry_deadline: float | None = RETRY_DEADLINE,
     ) -> Mount:
+        """`retry_deadline=None` mounts with the default retry settings (no --retry-deadline)."""
         mountpoint = self.new_dir("mnt")
         cache_dir = cache_dir or self.new_dir("cache")
         source = f"{self.bucket}/{prefix}" if prefix else self.bucket
         ttl = ["--metadata-ttl", str(metadata_ttl)] if metadata_ttl is not None else []
+        retry = ["--retry-deadline", str(retry_deadline)] if retry_deadline is not None else []
         result = self.attempt(
             "mount",
             source,
@@ -221,8 +242,7 @@ class Mounter:
             self.endpoint,
             "--cache-dir",
             cache_dir,
-            "--retry-deadline",
-            str(RETRY_DEADLINE),
+            *retry,
             *ttl,
             *options,
             mountpoint=mountpoint,

@@ -133,7 +133,9 @@ def test_sixteen_stalled_uploads_do_not_hold_up_stat_ls_or_reads(mount, bucket, 
     mount has storage threads (16 by default) left lookups, listings and reads waiting behind them."""
     content = os.urandom(100 * KiB)
     bucket.blob("elsewhere/data.bin").upload_from_string(content)
-    mounted = mount()
+    # An answer must come within the retry deadline (each attempt's timeouts are cut to what is left of
+    # it): the 8 s replies need more than the fixture's 5 s.
+    mounted = mount("", *PATIENT)
     held = proxy.add(Fault("delay", "POST", r"/upload/", remaining=16, seconds=8.0))
 
     closes = [in_background((mounted / f"new-{index}.txt").write_bytes, b"x" * index) for index in range(16)]
@@ -213,6 +215,7 @@ def test_server_gone_mid_read_is_eio_and_reads_work_once_it_is_back(mount, bucke
         assert raised.value.errno == errno.EIO
 
         proxy.up()
+        mounted.wait_until_server_found()
         assert mounted.call(os.pread, fd, 64 * KiB, late) == content[late : late + 64 * KiB]
     finally:
         proxy.up()
@@ -241,6 +244,7 @@ def test_upload_with_the_server_gone_fails_close_keeps_the_bytes_and_a_later_fsy
     assert kept[-1].read_bytes() == content
     assert alive(mounted.pid)
     proxy.up()
+    mounted.wait_until_server_found()
     assert bucket.get_blob("out.bin") is None
 
     fd = mounted.call(os.open, mounted / "out.bin", os.O_RDWR)

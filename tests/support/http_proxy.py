@@ -29,7 +29,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 # (a signed URL) as such only when the Host header is its public host.
 NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "content-length", "host"}
 
-FaultKind = Literal["status", "corrupt", "delay", "reset", "truncate", "short"]
+FaultKind = Literal["status", "corrupt", "delay", "reset", "truncate", "short", "trickle"]
 
 
 @dataclass
@@ -74,6 +74,8 @@ class Fault:
       with `after_server=True` after the server acted on it (an upload that happened, unheard of).
     - truncate: the server's status and its full Content-Length, then only `keep` body bytes and a close.
     - short: the server's status with only `keep` body bytes, consistently declared as the length.
+    - trickle: the server's whole answer, its body sent `keep` bytes at a time `seconds` apart (a slow
+      but flowing connection).
     """
 
     kind: FaultKind
@@ -275,6 +277,12 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_header("Content-Length", str(len(data) if declared is None else declared))
             self.end_headers()
+            if fault is not None and fault.kind == "trickle":
+                for start in range(0, len(data), fault.keep):
+                    self.wfile.write(data[start : start + fault.keep])
+                    self.wfile.flush()
+                    time.sleep(fault.seconds)
+                return
             self.wfile.write(data)
 
         def _reset(self, fault: Fault | None, request_bytes: int) -> None:

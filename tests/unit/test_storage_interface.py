@@ -50,7 +50,7 @@ def test_each_implementation_has_every_call_with_its_signature(implementation: t
 def test_each_implementation_has_the_interface_attributes(build) -> None:
     storage = build()
     attributes = typing.get_type_hints(Storage)
-    assert attributes.keys() == {"settings", "stats"}
+    assert attributes.keys() == {"settings", "stats", "health"}
     for name, kind in attributes.items():
         assert isinstance(getattr(storage, name), kind), name
 
