@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from octuefs.errors import InvalidInputException, MountError, StorageError, UnsafePath
-from octuefs.fs.config import MountConfig, parse_log_format, parse_mode, parse_size, parse_source
+from octuefs.fs.config import MountConfig, parse_interval, parse_log_format, parse_mode, parse_size, parse_source
 from octuefs.fs.runtime import pid_file, prepare_runtime_directory, read_pid_file
 from octuefs.private_files import PRIVATE_UMASK, check_shared_directory, make_directories
 
@@ -57,6 +57,11 @@ OPTIONS = (
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
     Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
     Option("retry_deadline", float, "seconds to keep retrying a failing request before EIO (default 120)"),
+    Option(
+        "landing_interval",
+        parse_interval,
+        "longest wait in seconds between attempts to upload a closed file while the server is away (default 30)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from octuefs.cache import ChunkCache
 from octuefs.core.inodes import Inode
@@ -21,6 +22,7 @@ from octuefs.fs.dirs import DirEntry
 from octuefs.metadata.model import OctueMetadata
 from octuefs.storage.gcs import ObjectStat
 from octuefs.uploads.session import WriteSession
+from octuefs.uploads.staging import set_aside
 from octuefs.uploads.uploader import Uploader
 
 logger = logging.getLogger(__name__)
@@ -166,6 +168,26 @@ class Files(CoreParts):
         if session is not None and session.holders <= 0 and not session.dirty:
             self.inodes.stop_writing(inode)
             await self.workers.on_disk(self.uploader.discard, session)
+
+    async def set_aside(self, inode: Inode, lost_and_found: Path) -> str:
+        """The object changed since the staged bytes came from it (their upload was refused by its
+        generation precondition): move them to `lost_and_found`, as recovery does, and show the other
+        writer's object from now on. Returns the line saying where they are. The caller holds `inode.lock`."""
+        session = inode.write
+        assert session is not None
+        location = session.recorded.location
+        current = await self.workers.blocking(self.storage.stat, location.bucket, location.name)
+        generation = current.generation if current is not None else 0
+        line = await self.workers.on_disk(set_aside, session.staged, session.recorded, lost_and_found, generation)
+        self.inodes.stop_writing(inode)
+        await self.workers.on_disk(self.uploader.discard, session)
+        if current is None:
+            inode.outdate()
+            self.dirs.record(inode.path, None)
+        else:
+            inode.refresh_stat(current)
+            self.dirs.record(inode.path, DirEntry(inode.path.rpartition("/")[2], False, current, inode.refreshed_at))
+        return line
 
     async def orphan(self, inode: Inode) -> None:
         """The file lost its name: its staged bytes are never uploaded. The caller holds `inode.lock`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from octuefs.cache import ChunkCache
 from octuefs.core.files import Files
 from octuefs.core.inodes import InodeTable
+from octuefs.core.landing import Lander
 from octuefs.core.namespace import Namespace
 from octuefs.core.workers import Workers
 from octuefs.fs.config import MountConfig
@@ -23,3 +24,5 @@ class MountCore:
         self.workers = Workers(config.storage_threads)
         self.files = Files(config, storage, self.inodes, self.dirs, self.workers, cache, uploader)
         self.namespace = Namespace(config, storage, self.inodes, self.dirs, self.workers, self.files)
+        # Run by the daemon on its loop (octuefs.fs.daemon); tests without FUSE drive it themselves.
+        self.lander = Lander(self.files, config.lost_and_found, config.landing_interval)

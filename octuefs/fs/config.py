@@ -34,6 +34,14 @@ def parse_mode(text: str) -> int:
     return mode
 
 
+def parse_interval(text: str) -> float:
+    """Seconds between retries: a wait of zero or less would retry in a tight loop."""
+    seconds = float(text)
+    if not seconds > 0:
+        raise InvalidInputException(f"interval {text!r} is not a positive number of seconds.")
+    return seconds
+
+
 def parse_log_format(text: str) -> str:
     if text not in LOG_FORMATS:
         raise InvalidInputException(f"log format {text!r}: use one of {', '.join(LOG_FORMATS)}.")
@@ -72,6 +80,8 @@ class MountConfig:
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
     retry_deadline: float = 120.0
+    # The longest wait between attempts to upload a closed file while the server is away (see core/landing.py).
+    landing_interval: float = 30.0
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False
@@ -89,6 +99,11 @@ class MountConfig:
             return self.cache_dir
         digest = hashlib.sha256(self.source.encode()).hexdigest()[:16]
         return default_cache_directory() / "mounts" / digest
+
+    @property
+    def lost_and_found(self) -> Path:
+        """Where staged bytes go that could not be uploaded without replacing another writer's object."""
+        return self.resolved_cache_dir / "lost+found"
 
     @property
     def resolved_log_file(self) -> Path | None:

@@ -59,7 +59,9 @@ class BucketOperations(pyfuse3.Operations):
         self.errors: Counter[str] = Counter()
 
     def statistics(self) -> dict[str, Any]:
-        """What `octuefs stats` shows: requests by kind, bytes moved, cache use, errors, pending uploads."""
+        """What `octuefs stats` shows: requests by kind, bytes moved, cache use, errors, pending uploads (each
+        file not uploaded yet, by cloud path, with where it stands)."""
+        pending = self.core.lander.states()
         return {
             "source": self.config.source,
             **self.storage.stats.snapshot(),
@@ -71,7 +73,8 @@ class BucketOperations(pyfuse3.Operations):
             },
             "errors": dict(self.errors),
             "open_files": len(self.handles),
-            "pending_uploads": sum(1 for inode in self.inodes.writing() if inode.write and inode.write.dirty),
+            "pending_uploads": len(pending),
+            "pending": pending,
         }
 
     # Helpers ---------------------------------------------------------------------------------
@@ -209,7 +212,8 @@ class BucketOperations(pyfuse3.Operations):
         return number
 
     def _write_handle(self, inode: Inode, flags: int) -> pyfuse3.FileInfo:
-        handle = WriteHandle(inode, append=bool(flags & os.O_APPEND))
+        writes = flags & os.O_ACCMODE != os.O_RDONLY
+        handle = WriteHandle(inode, append=bool(flags & os.O_APPEND), writes=writes)
         return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=False, keep_cache=False)
 
     @fuse_errors
@@ -265,7 +269,12 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        await self.files.flush(self.handles[fh].inode)
+        """Every close(): sends what is staged, unless the descriptor was opened read-only. Such a close
+        changed nothing, and while the server is away it would wait for the retry deadline and then fail
+        a program that only read (what waits is sent by the last release, or landed later)."""
+        handle = self.handles[fh]
+        if isinstance(handle, WriteHandle) and handle.writes:
+            await self.files.flush(handle.inode)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
