@@ -21,7 +21,7 @@ from octuefs.fs import posix
 from octuefs.fs.dirs import DirEntry
 from octuefs.metadata.model import OctueMetadata
 from octuefs.storage.gcs import ObjectStat
-from octuefs.uploads.session import WriteSession
+from octuefs.uploads.session import WriteSession, WriteStatus
 from octuefs.uploads.staging import set_aside
 from octuefs.uploads.uploader import Uploader
 
@@ -133,14 +133,16 @@ class Files(CoreParts):
         async with inode.lock:
             await self.upload(inode)
 
-    async def release(self, inode: Inode) -> None:
-        """A write handle closed: the last one uploads what is staged and drops the session."""
+    async def release(self, inode: Inode, writes: bool = True) -> None:
+        """A write handle closed: the last one uploads what is staged and drops the session. One opened
+        read-only leaves an upload that failed to the lander (octuefs.core.landing): it changed nothing,
+        and while the server is away another attempt would only hold the file's lock."""
         async with inode.lock:
             session = inode.write
             if session is None:
                 return
             session.holders -= 1
-            if session.holders <= 0:
+            if session.holders <= 0 and (writes or session.status is not WriteStatus.FAILED):
                 await self.upload(inode)
 
     async def upload(self, inode: Inode) -> None:

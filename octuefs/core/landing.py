@@ -182,14 +182,18 @@ class Lander:
         }
 
     def _state(self, inode: Inode, session: WriteSession, now: float) -> str:
-        if session.status is WriteStatus.UPLOADING:
-            return "uploading"
+        uploading = session.status is WriteStatus.UPLOADING
         if session.holders > 0:
-            return "open for writing"
+            return "uploading" if uploading else "open for writing"
         waiting = self._waiting.get(inode.ino)
         if waiting is None or waiting.session is not session:  # failed since the lander last looked
+            if uploading:
+                return "uploading"  # a last close sending it
             waiting = Waiting(inode, session, int(session.error is not None), now, session.error)
-        due = "next attempt now" if waiting.due <= now else f"next attempt in {math.ceil(waiting.due - now)} s"
+        if uploading:
+            due = "trying again now"
+        else:
+            due = "next attempt now" if waiting.due <= now else f"next attempt in {math.ceil(waiting.due - now)} s"
         if waiting.server_away:
             return f"waiting for the server ({waiting.failures} failed attempts; {due})"
         return f"refused ({waiting.error}); {due}"

@@ -284,7 +284,7 @@ class BucketOperations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh, None)
         if isinstance(handle, WriteHandle):
-            await self.files.release(handle.inode)
+            await self.files.release(handle.inode, handle.writes)
 
     # Changing the tree and attributes --------------------------------------------------------
 
