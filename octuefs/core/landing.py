@@ -152,7 +152,9 @@ class Lander:
                 except ServerUnavailable as error:  # the server went away again before the conflict was seen
                     self._failed(waiting, error)
                     return False
-            except (OctuefsError, OSError) as error:
+            except Exception as error:
+                # Also what no upload should raise (a bug): one file's trouble must not end the lander
+                # (nor, through the nursery, the mount).
                 self._failed(waiting, error)
                 logger.warning(
                     "landing: %s refused (%s); kept at %s, tried again in %.0f s",
@@ -160,6 +162,7 @@ class Lander:
                     error,
                     session.staged.data_path,
                     REFUSED_RETRY,
+                    exc_info=not isinstance(error, (OctuefsError, OSError)),
                 )
                 return True
             else:

@@ -270,3 +270,24 @@ def test_a_file_open_again_is_its_handles_business(rig: Rig) -> None:
 
     with_lander(rig, body)
     assert rig.content("a.txt") == b"one two"
+
+
+def test_an_unexpected_error_in_one_upload_does_not_end_the_lander(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lander runs in the daemon's nursery: an exception escaping it would take the mount down."""
+    monkeypatch.setattr(landing, "REFUSED_RETRY", 0.2)
+    upload = rig.core.files.uploader.upload
+    broken = iter([True])
+
+    def upload_once_broken(*args):  # type: ignore[no-untyped-def]
+        if next(broken, False):
+            raise RuntimeError("a bug (injected)")
+        return upload(*args)
+
+    async def body() -> None:
+        rig.away()
+        await rig.close_failing(await rig.written("a.txt", b"survives"))
+        monkeypatch.setattr(rig.core.files.uploader, "upload", upload_once_broken)
+        rig.storage.clear_faults()
+        await until(lambda: rig.content("a.txt") == b"survives")
+
+    with_lander(rig, body)
