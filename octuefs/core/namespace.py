@@ -23,7 +23,6 @@ from octuefs.errors import (
     NoSuchEntry,
     NotADirectory,
     OctuefsError,
-    ServerUnavailable,
 )
 from octuefs.fs import posix
 from octuefs.fs.dirs import LOOKUP_LISTING_LIMIT, DirEntry, Listing
@@ -142,9 +141,6 @@ class Namespace(CoreParts):
             return await self.files.fresh(inode)
         except CloudObjectNotFound:
             return None
-        except ServerUnavailable:
-            # Only its identity is needed, which this mount's rename knew: the new file is created offline.
-            return inode.datafile
 
     async def mkdir(self, parent: Inode, name: str) -> Inode:
         path = self.child_path(parent, name)

@@ -291,3 +291,29 @@ def test_an_unexpected_error_in_one_upload_does_not_end_the_lander(rig: Rig, mon
         await until(lambda: rig.content("a.txt") == b"survives")
 
     with_lander(rig, body)
+
+
+def test_creating_a_file_sends_nothing_that_needs_the_server(rig: Rig) -> None:
+    """Also a save by an editor that renamed the old file away first (the new file takes its identity,
+    which the rename made known): create sends no request, so it works while the server is away."""
+    away = ServerUnavailable("server away (injected)")
+
+    async def body() -> None:
+        root = rig.core.inodes[ROOT_INODE]
+        await rig.core.files.release(await rig.written("notes.txt", b"v1"))
+        identity = rig.storage.require_stat(BUCKET, "notes.txt").metadata["octue__id"]
+        await rig.core.namespace.rename(root, "notes.txt", root, "notes.txt~", False)
+        for operation in ("stat", "list", "upload", "copy", "delete", "read_range", "start_upload"):
+            rig.storage.fail(operation, away, None)
+        calls = len(rig.storage.calls)
+        saved = await rig.core.namespace.create(root, "notes.txt", 0o644, 1000, 1000)
+        fresh = await rig.core.namespace.create(root, "other.txt", 0o644, 1000, 1000)
+        assert rig.storage.calls[calls:] == [], rig.storage.calls[calls:]
+        await rig.core.files.write(saved, 0, b"v2", False)
+        await rig.close_failing(saved)
+        await rig.close_failing(fresh)
+        rig.storage.clear_faults()
+        await until(lambda: rig.content("notes.txt") == b"v2" and rig.content("other.txt") == b"")
+        assert rig.storage.require_stat(BUCKET, "notes.txt").metadata["octue__id"] == identity
+
+    with_lander(rig, body)
