@@ -181,14 +181,15 @@ class Files(CoreParts):
         current = await self.workers.blocking(self.storage.stat, location.bucket, location.name)
         generation = current.generation if current is not None else 0
         line = await self.workers.on_disk(set_aside, session.staged, session.recorded, lost_and_found, generation)
-        self.inodes.stop_writing(inode)
-        await self.workers.on_disk(self.uploader.discard, session)
+        # The other writer's object is shown in the same step as the session ends: nothing may see neither.
         if current is None:
             inode.outdate()
             self.dirs.record(inode.path, None)
         else:
             inode.refresh_stat(current)
             self.dirs.record(inode.path, DirEntry(inode.path.rpartition("/")[2], False, current, inode.refreshed_at))
+        self.inodes.stop_writing(inode)
+        await self.workers.on_disk(self.uploader.discard, session)
         return line
 
     async def orphan(self, inode: Inode) -> None:
