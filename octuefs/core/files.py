@@ -147,7 +147,8 @@ class Files(CoreParts):
 
     async def upload(self, inode: Inode) -> None:
         """Send the staged bytes if they changed, then drop the session if no handle holds it (a close
-        whose upload failed leaves it to the next flush, close or rename). The caller holds `inode.lock`."""
+        whose upload failed leaves it to the next flush, close or rename, or to the lander). The caller
+        holds `inode.lock`."""
         session = inode.write
         if session is None or inode.datafile is None:
             return

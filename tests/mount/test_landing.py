@@ -79,6 +79,8 @@ def test_a_file_saved_while_the_server_is_away_lands_by_itself_once_it_is_back(m
         identity = mounted.call(os.getxattr, mounted / "work/new.bin", "user.octue.id")
         state = pending(mounted)
         assert list(state) == [location] and state[location].startswith("waiting for the server"), state
+        shown = run(*CLI, "stats", mounted.path).stdout.decode()
+        assert f"pending_uploads: 1\npending.{location}: waiting for the server (" in shown, shown
         assert bucket.get_blob("work/new.bin") is None
     finally:
         proxy.up()
@@ -186,3 +188,21 @@ def test_a_file_unlinked_before_it_landed_is_never_uploaded(mount, bucket, proxy
     assert [request.status for request in proxy.requests if request.kind == "upload" and request.status] == [200]
     assert sorted((mounted.cache_dir / "staging").glob("*.data")) == []
     assert mounted.call(os.listdir, mounted.path) == ["kept.txt"]
+
+
+def test_an_upload_the_server_refuses_stays_staged_and_is_not_retried_in_a_loop(mount, bucket, proxy):
+    """A 403 is not the server being away: the file waits (10 min) for its next attempt, shown in stats."""
+    mounted = mount("", *QUICK_LANDING)
+    location = f"gs://{bucket.name}/denied.txt"
+    proxy.inject("POST", r"/upload/", 403, 1000)
+
+    save_offline(mounted, "denied.txt", b"kept\n")
+    wait_for_failed_uploads(mounted, location, 2)  # the close's FLUSH and RELEASE
+    time.sleep(3)  # longer than the lander's waits for a server that is away (1, 2 s here)
+
+    assert sum(1 for request in proxy.requests if request.kind == "upload") == 2, proxy.kinds()
+    state = pending(mounted)[location]
+    assert state.startswith("refused (") and "403" in state and "next attempt in" in state, state
+    staged = sorted((mounted.cache_dir / "staging").glob("*.data"))
+    assert [path.read_bytes() for path in staged] == [b"kept\n"]
+    assert bucket.get_blob("denied.txt") is None
