@@ -141,17 +141,15 @@ class Lander:
                 return True  # a handle, rename or unlink took it over while this waited for the lock
             location = self.files.location(inode)
             try:
-                await self.files.upload(inode)
+                # Shielded: cancelled (at unmount) between its upload and its clean-up, a landed file's
+                # staged copy and record would stay behind, and the next mount would take our own object
+                # for another writer's and set the bytes aside. The upload's thread is waited for anyway.
+                with trio.CancelScope(shield=True):
+                    level, line = await self._land(inode, waiting)
             except ServerUnavailable as error:
                 self._failed(waiting, error)
                 logger.info("landing: %s waits for the server (attempt %d)", location, waiting.failures)
                 return False
-            except PreconditionConflict:
-                try:
-                    logger.warning("landing: %s", await self.files.set_aside(inode, self.lost_and_found))
-                except ServerUnavailable as error:  # the server went away again before the conflict was seen
-                    self._failed(waiting, error)
-                    return False
             except Exception as error:
                 # Also what no upload should raise (a bug): one file's trouble must not end the lander
                 # (nor, through the nursery, the mount).
@@ -165,10 +163,19 @@ class Lander:
                     exc_info=not isinstance(error, (OctuefsError, OSError)),
                 )
                 return True
-            else:
-                logger.info("landing: %s uploaded after %d failed attempts", location, waiting.failures)
+        logger.log(level, "landing: %s", line)
         self._waiting.pop(inode.ino, None)
         return True
+
+    async def _land(self, inode: Inode, waiting: Waiting) -> tuple[int, str]:
+        """Upload the file, or set it aside if another writer changed its object; the log line saying
+        which. The caller holds `inode.lock`."""
+        location = self.files.location(inode)
+        try:
+            await self.files.upload(inode)
+        except PreconditionConflict:
+            return logging.WARNING, await self.files.set_aside(inode, self.lost_and_found)
+        return logging.INFO, f"{location} uploaded after {waiting.failures} failed attempts"
 
     def _failed(self, waiting: Waiting, error: Exception) -> None:
         waiting.failures += 1

@@ -317,3 +317,24 @@ def test_creating_a_file_sends_nothing_that_needs_the_server(rig: Rig) -> None:
         assert rig.storage.require_stat(BUCKET, "notes.txt").metadata["octue__id"] == identity
 
     with_lander(rig, body)
+
+
+def test_a_conflict_that_cannot_be_set_aside_stays_staged_and_the_lander_goes_on(rig: Rig) -> None:
+    """lost+found unusable (here a file stands where its directory should be): the bytes stay staged,
+    shown as refused, and the lander (with it the mount) keeps landing other files."""
+    (rig.cache_dir / "lost+found").write_bytes(b"not a directory")
+    theirs_path = rig.cache_dir / "theirs.txt"
+    theirs_path.write_bytes(b"theirs\n")
+
+    async def body() -> None:
+        rig.away()
+        await rig.close_failing(await rig.written("clash.txt", b"ours\n"))
+        await rig.close_failing(await rig.written("other.txt", b"other\n"))
+        rig.storage.clear_faults()
+        rig.storage.upload(BUCKET, "clash.txt", theirs_path, "text/plain", {}, 0)
+        await until(lambda: rig.content("other.txt") == b"other\n")
+        await until(lambda: rig.core.lander.states()[f"gs://{BUCKET}/clash.txt"].startswith("refused ("))
+
+    with_lander(rig, body)
+    assert rig.content("clash.txt") == b"theirs\n"
+    assert [path.read_bytes() for path in rig.staged] == [b"ours\n"]
