@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from octuefs.errors import InvalidInputException, MountError, StorageError, UnsafePath
-from octuefs.fs.config import MountConfig, parse_log_format, parse_mode, parse_size, parse_source
+from octuefs.fs.config import MountConfig, parse_interval, parse_log_format, parse_mode, parse_size, parse_source
 from octuefs.fs.runtime import pid_file, prepare_runtime_directory, read_pid_file
 from octuefs.private_files import PRIVATE_UMASK, check_shared_directory, make_directories
 
@@ -67,6 +67,11 @@ OPTIONS = (
         float,
         "seconds past the metadata TTL that cached attributes and listings are served while the server is "
         "unreachable (default inf: no limit; 0: fail instead)",
+    ),
+    Option(
+        "landing_interval",
+        parse_interval,
+        "longest wait in seconds between attempts to upload a closed file while the server is away (default 30)",
     ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}

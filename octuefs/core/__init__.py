@@ -21,7 +21,8 @@ LOCK ORDERING: the only locks of the core are the per-inode `Inode.lock`s, taken
   delete of a rename or unlink).
 - At most one inode lock is held at a time: a file rename holds the source's, then, after releasing
   it, the replaced target's; a directory rename takes the lock of each file under it in turn.
-  Inode locks are never held while waiting for another inode, so they cannot deadlock.
+  Inode locks are never held while waiting for another inode, so they cannot deadlock. The lander
+  (landing.py) sends one file at a time, each under its own inode's lock.
 - No directory or table lock exists: the tables (InodeTable, DirectoryCache's listings) are changed
   on the loop between awaits. Locks below the core, each innermost and never held across an await:
   a `Feed`'s threading lock (its parts are sent by a feeder thread), the chunk cache's lock.

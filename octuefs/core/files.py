@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from octuefs.cache import ChunkCache
 from octuefs.core.inodes import Inode
@@ -20,7 +21,8 @@ from octuefs.fs import posix
 from octuefs.fs.dirs import DirEntry
 from octuefs.metadata.model import OctueMetadata
 from octuefs.storage.gcs import ObjectStat
-from octuefs.uploads.session import WriteSession
+from octuefs.uploads.session import WriteSession, WriteStatus
+from octuefs.uploads.staging import set_aside
 from octuefs.uploads.uploader import Uploader
 
 logger = logging.getLogger(__name__)
@@ -145,19 +147,22 @@ class Files(CoreParts):
         async with inode.lock:
             await self.upload(inode)
 
-    async def release(self, inode: Inode) -> None:
-        """A write handle closed: the last one uploads what is staged and drops the session."""
+    async def release(self, inode: Inode, writes: bool = True) -> None:
+        """A write handle closed: the last one uploads what is staged and drops the session. One opened
+        read-only leaves an upload that failed to the lander (octuefs.core.landing): it changed nothing,
+        and while the server is away another attempt would only hold the file's lock."""
         async with inode.lock:
             session = inode.write
             if session is None:
                 return
             session.holders -= 1
-            if session.holders <= 0:
+            if session.holders <= 0 and (writes or session.status is not WriteStatus.FAILED):
                 await self.upload(inode)
 
     async def upload(self, inode: Inode) -> None:
         """Send the staged bytes if they changed, then drop the session if no handle holds it (a close
-        whose upload failed leaves it to the next flush, close or rename). The caller holds `inode.lock`."""
+        whose upload failed leaves it to the next flush, close or rename, or to the lander). The caller
+        holds `inode.lock`."""
         session = inode.write
         if session is None or inode.datafile is None:
             return
@@ -180,6 +185,27 @@ class Files(CoreParts):
         if session is not None and session.holders <= 0 and not session.dirty:
             self.inodes.stop_writing(inode)
             await self.workers.on_disk(self.uploader.discard, session)
+
+    async def set_aside(self, inode: Inode, lost_and_found: Path) -> str:
+        """The object changed since the staged bytes came from it (their upload was refused by its
+        generation precondition): move them to `lost_and_found`, as recovery does, and show the other
+        writer's object from now on. Returns the line saying where they are. The caller holds `inode.lock`."""
+        session = inode.write
+        assert session is not None
+        location = session.recorded.location
+        current = await self.workers.blocking(self.storage.stat, location.bucket, location.name)
+        generation = current.generation if current is not None else 0
+        line = await self.workers.on_disk(set_aside, session.staged, session.recorded, lost_and_found, generation)
+        # The other writer's object is shown in the same step as the session ends: nothing may see neither.
+        if current is None:
+            inode.outdate()
+            self.dirs.record(inode.path, None)
+        else:
+            inode.refresh_stat(current)
+            self.dirs.record(inode.path, DirEntry(inode.path.rpartition("/")[2], False, current, inode.refreshed_at))
+        self.inodes.stop_writing(inode)
+        await self.workers.on_disk(self.uploader.discard, session)
+        return line
 
     async def orphan(self, inode: Inode) -> None:
         """The file lost its name: its staged bytes are never uploaded. The caller holds `inode.lock`."""

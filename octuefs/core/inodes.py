@@ -76,6 +76,10 @@ class Inode:
         self._datafile, self._stat = None, stat
         self.refreshed_at = time.monotonic() if seen_at is None else seen_at
 
+    def outdate(self) -> None:
+        """What is known of the object is no longer true: the next use asks the server again."""
+        self.refreshed_at = float("-inf")
+
     def is_fresh(self, ttl: float) -> bool:
         return time.monotonic() - self.refreshed_at < ttl
 

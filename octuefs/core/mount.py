@@ -5,6 +5,7 @@ from __future__ import annotations
 from octuefs.cache import ChunkCache
 from octuefs.core.files import Files
 from octuefs.core.inodes import InodeTable
+from octuefs.core.landing import Lander
 from octuefs.core.links import Links
 from octuefs.core.namespace import Namespace
 from octuefs.core.stale import StaleKnowledge
@@ -28,3 +29,7 @@ class MountCore:
         self.files = Files(*parts, cache, uploader)
         self.namespace = Namespace(*parts, self.files)
         self.links = Links(*parts, self.files)
+        # Run by the daemon on its loop (octuefs.fs.daemon); tests without FUSE drive it themselves.
+        self.lander = Lander(self.files, config.lost_and_found, config.landing_interval)
+        # Files closed while the server was away go up as soon as its probe finds it again.
+        storage.health.on_recovered(self.lander.wake)

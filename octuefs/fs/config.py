@@ -34,6 +34,14 @@ def parse_mode(text: str) -> int:
     return mode
 
 
+def parse_interval(text: str) -> float:
+    """Seconds between retries: a wait of zero or less would retry in a tight loop."""
+    seconds = float(text)
+    if not seconds > 0:
+        raise InvalidInputException(f"interval {text!r} is not a positive number of seconds.")
+    return seconds
+
+
 def parse_log_format(text: str) -> str:
     if text not in LOG_FORMATS:
         raise InvalidInputException(f"log format {text!r}: use one of {', '.join(LOG_FORMATS)}.")
@@ -77,6 +85,8 @@ class MountConfig:
     # while the server is unavailable (stale-if-error, as in RFC 5861); 0 answers EIO as soon as a
     # refresh fails. Unbounded by default: a mount offline for hours still shows what it last saw.
     stale_if_error: float = float("inf")
+    # The longest wait between attempts to upload a closed file while the server is away (see core/landing.py).
+    landing_interval: float = 30.0
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False
@@ -94,6 +104,11 @@ class MountConfig:
             return self.cache_dir
         digest = hashlib.sha256(self.source.encode()).hexdigest()[:16]
         return default_cache_directory() / "mounts" / digest
+
+    @property
+    def lost_and_found(self) -> Path:
+        """Where staged bytes go that could not be uploaded without replacing another writer's object."""
+        return self.resolved_cache_dir / "lost+found"
 
     @property
     def resolved_log_file(self) -> Path | None:

@@ -117,6 +117,7 @@ async def _serve(operations: BucketOperations) -> None:
     async with trio.open_nursery() as nursery:
         operations.nursery = nursery
         nursery.start_soon(_terminate_on_signal)
+        nursery.start_soon(operations.core.lander.run)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
@@ -135,7 +136,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     holding = staging.hold()
     # recover() logs one line per staged file (uploaded, or kept aside and where); logging its report
     # again here would double each line and call bytes that were set aside "recovered".
-    recover(staging, storage, config.resolved_cache_dir / "lost+found", config.bucket, config.prefix)
+    recover(staging, storage, config.lost_and_found, config.bucket, config.prefix)
     remove_stale_parts(storage, config.bucket)
     uploader = Uploader(staging, cache, storage, config.chunk_size)
     operations = BucketOperations(config, storage, cache, uploader)

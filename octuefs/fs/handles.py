@@ -40,6 +40,8 @@ class WriteHandle:
 
     inode: Inode
     append: bool = False
+    # Opened with write access: only such a handle's close sends the staged bytes (see `flush`).
+    writes: bool = True
 
     @property
     def path(self) -> str:

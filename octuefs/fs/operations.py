@@ -60,7 +60,8 @@ class BucketOperations(pyfuse3.Operations):
 
     def statistics(self) -> dict[str, Any]:
         """What `octuefs stats` shows: the server's state, requests by kind, bytes moved, cache use, errors,
-        pending uploads."""
+        pending uploads (each file not uploaded yet, by cloud path, with where it stands)."""
+        pending = self.core.lander.states()
         return {
             "source": self.config.source,
             "server": self.storage.health.snapshot(),
@@ -73,7 +74,8 @@ class BucketOperations(pyfuse3.Operations):
             },
             "errors": dict(self.errors),
             "open_files": len(self.handles),
-            "pending_uploads": sum(1 for inode in self.inodes.writing() if inode.write and inode.write.dirty),
+            "pending_uploads": len(pending),
+            "pending": pending,
         }
 
     # Helpers ---------------------------------------------------------------------------------
@@ -218,7 +220,8 @@ class BucketOperations(pyfuse3.Operations):
         return number
 
     def _write_handle(self, inode: Inode, flags: int) -> pyfuse3.FileInfo:
-        handle = WriteHandle(inode, append=bool(flags & os.O_APPEND))
+        writes = flags & os.O_ACCMODE != os.O_RDONLY
+        handle = WriteHandle(inode, append=bool(flags & os.O_APPEND), writes=writes)
         return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=False, keep_cache=False)
 
     @fuse_errors
@@ -274,7 +277,12 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        await self.files.flush(self.handles[fh].inode)
+        """Every close(): sends what is staged, unless the descriptor was opened read-only. Such a close
+        changed nothing, and while the server is away it would wait for the retry deadline and then fail
+        a program that only read (what waits is sent by the last release, or landed later)."""
+        handle = self.handles[fh]
+        if isinstance(handle, WriteHandle) and handle.writes:
+            await self.files.flush(handle.inode)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -284,7 +292,7 @@ class BucketOperations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh, None)
         if isinstance(handle, WriteHandle):
-            await self.files.release(handle.inode)
+            await self.files.release(handle.inode, handle.writes)
 
     # Changing the tree and attributes --------------------------------------------------------
 

@@ -14,7 +14,8 @@ GCS objects cannot be changed in place, so a file being written lives in the sta
 
 Every upload carries the complete metadata, the content type and `ifGenerationMatch` of the generation
 the bytes came from (0 for a new file), so another writer's newer object is never overwritten; a failed
-upload leaves the staged bytes in place for the next flush or fsync, and for recovery at the next mount.
+upload leaves the staged bytes in place for the next flush or fsync, for the lander once no handle holds
+the file (octuefs.core.landing), and for recovery at the next mount.
 
 The methods block (disk and network): the core runs them in worker threads, holding the inode's lock,
 so a worker changes only the session it was handed and no other thread touches that session meanwhile.

@@ -18,7 +18,7 @@ class WriteStatus(enum.Enum):
     CLEAN = "clean"  # the object holds what is staged: nothing to send
     DIRTY = "dirty"  # changed since the last upload
     UPLOADING = "uploading"  # an upload is sending every change made so far
-    FAILED = "failed"  # the last upload failed: the bytes stay staged for the next flush or fsync
+    FAILED = "failed"  # the last upload failed: the bytes stay staged for the next flush, fsync or the lander
     UNLINKED = "unlinked"  # the name is gone: never uploaded, dropped at the last release
 
 
@@ -41,6 +41,9 @@ class WriteSession:
     base: ObjectStat | None = None
     # A new or truncated file's upload, fed with its parts while it is written (see octuefs.uploads.feed).
     feed: Feed | None = None
+    # Why the last upload failed (FAILED): the lander (octuefs.core.landing) waits for a server that was
+    # away differently from one that refused.
+    error: Exception | None = None
 
     @property
     def size(self) -> int:

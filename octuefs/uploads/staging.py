@@ -178,6 +178,14 @@ def _recover_one(
         stat = sending.send(storage, request, staged.data_path)
         area.remove(staged)
         return f"uploaded {stat.size} bytes to {location} (generation {stat.generation})"
+    return set_aside(staged, request, lost_and_found, current_generation)
+
+
+def set_aside(staged: StagedFile, request: UploadRequest, lost_and_found: Path, current_generation: int) -> str:
+    """Move staged bytes whose object another writer changed (now at `current_generation`, 0: gone) into
+    `lost_and_found` with their record, never over that writer's object; returns the line saying where.
+    Recovery at mount and the lander (octuefs.core.landing) both end a conflict here."""
+    location = request.location
     private_directory(lost_and_found)
     base_name = os.path.basename(location.name)
     if base_name in ("", ".", "..") or len(base_name.encode("utf-8", "surrogateescape")) > 200:

@@ -184,12 +184,12 @@ class Uploader:
             session.record(request)
             stat = (feed and feed.finish(request)) or self._send(session, request)
         except (OctuefsError, OSError) as error:
-            session.status = WriteStatus.FAILED
+            session.status, session.error = WriteStatus.FAILED, error
             kept = session.staged.data_path
             logger.error("%s: upload failed (%s); the written bytes are kept at %s", datafile.cloud_path, error, kept)
             raise
         datafile.adopt_uploaded(stat)
-        session.status = WriteStatus.CLEAN
+        session.status, session.error = WriteStatus.CLEAN, None
         session.custom_changes.clear()
         if session.base is not None:
             # The object now holds the whole staged file, joined on: it stands for all of it.

@@ -243,9 +243,9 @@ def test_upload_with_the_server_gone_fails_close_keeps_the_bytes_and_a_later_fsy
     kept = staged_copies(mounted.log, location)
     assert kept[-1].read_bytes() == content
     assert alive(mounted.pid)
-    proxy.up()
-    mounted.wait_until_server_found()
     assert bucket.get_blob("out.bin") is None
+    proxy.up()  # from now on the lander (test_landing.py) may send them before the fsync does
+    mounted.wait_until_server_found()
 
     fd = mounted.call(os.open, mounted / "out.bin", os.O_RDWR)
     try:

@@ -151,7 +151,7 @@ def test_a_sparse_growth_past_the_free_staging_space_is_enospc(small_disk, mount
     assert bucket.blob("small.txt").download_as_bytes() == b"small\n"
     mounted.sh("truncate", "-s", "1M", mounted / "small.txt")  # what the disk could hold is a file's size
     assert bucket.blob("small.txt").download_as_bytes() == b"small\n" + bytes(MiB - 6)
-    assert staged(small_disk) == []
+    assert staged_after_release(small_disk) == []
 
 
 def test_a_file_that_filled_the_staging_disk_gives_the_space_back_when_unlinked(small_disk, mount, bucket, tmp_path):
