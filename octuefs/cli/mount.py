@@ -57,6 +57,12 @@ OPTIONS = (
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
     Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
     Option("retry_deadline", float, "seconds to keep retrying a failing request before EIO (default 120)"),
+    Option(
+        "stop_timeout",
+        float,
+        "seconds that uploads in progress get to finish on SIGTERM, SIGINT or SIGHUP; what is left stays "
+        "staged and goes up at the next mount with this cache directory (default 20)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -72,6 +72,8 @@ class MountConfig:
     max_readahead: int = 32 * 1024 * 1024
     storage_threads: int = 16
     retry_deadline: float = 120.0
+    # On SIGTERM, SIGINT or SIGHUP: how long operations in progress (uploads) may take to finish.
+    stop_timeout: float = 20.0
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False

@@ -60,6 +60,7 @@ class BucketOperations(pyfuse3.Operations):
 
     def statistics(self) -> dict[str, Any]:
         """What `octuefs stats` shows: requests by kind, bytes moved, cache use, errors, pending uploads."""
+        unsent = self.files.unsent()
         return {
             "source": self.config.source,
             **self.storage.stats.snapshot(),
@@ -71,7 +72,8 @@ class BucketOperations(pyfuse3.Operations):
             },
             "errors": dict(self.errors),
             "open_files": len(self.handles),
-            "pending_uploads": sum(1 for inode in self.inodes.writing() if inode.write and inode.write.dirty),
+            "pending_uploads": len(unsent),
+            "pending": unsent,
         }
 
     # Helpers ---------------------------------------------------------------------------------
