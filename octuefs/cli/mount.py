@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -153,6 +154,19 @@ def resolve_mountpoint(path: Path) -> Path:
             break
         current = Path(os.path.abspath(current.parent / target))
     return Path(os.path.realpath(current.parent)) / current.name
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether something is mounted at `path`, from the mount table: unlike `os.path.ismount`, asking
+    never waits on that mount's daemon, and a mount whose daemon is gone (ENOTCONN) still counts."""
+    target = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as mountinfo:
+        # Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+        return any(_unescape(line.split()[4]) == target for line in mountinfo)
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
 def check_before_mounting(config: MountConfig) -> None:
