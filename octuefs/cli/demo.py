@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octuefs.cli.mount import is_mounted, resolve_mountpoint
+from octuefs.cli.mountpoints import is_mounted, resolve_mountpoint
 from octuefs.cli.supervisor import Stopped, Supervisor
 from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
