@@ -151,3 +151,25 @@ def test_sigterm_with_a_file_open_for_writing_keeps_its_bytes_for_the_next_mount
     assert bucket.blob("open.bin").download_as_bytes() == content
     assert again.read_bytes("open.bin") == content
     print(f"SIGTERM to exit with a file open for writing: {elapsed:.2f} s")
+
+
+def test_bytes_whose_upload_landed_as_the_daemon_died_are_not_set_aside_at_the_next_mount(mount, bucket):
+    """The upload reached the server, the daemon died before dropping its staged copy (SIGKILL after a
+    stop timeout, as systemd does): the next mount finds the object holding exactly those bytes."""
+    content = os.urandom(MiB + 1)
+    mounted = mount()
+    descriptor = mounted.call(os.open, mounted / "landed.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    mounted.call(os.write, descriptor, content)
+    os.kill(mounted.pid, signal.SIGKILL)
+    assert wait_gone(mounted.pid, 10)
+    with contextlib.suppress(OSError):
+        mounted.call(os.close, descriptor)
+    bucket.blob("landed.bin").upload_from_string(content)  # what the dying daemon's upload made
+    generation = bucket.get_blob("landed.bin").generation
+
+    again = mount(cache_dir=mounted.cache_dir)
+
+    assert f"gs://{bucket.name}/landed.bin already holds these {len(content)} bytes" in again.log, again.log
+    assert bucket.get_blob("landed.bin").generation == generation
+    assert not (mounted.cache_dir / "lost+found").exists()
+    assert staged_files(again.cache_dir) == []
