@@ -140,14 +140,14 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"\noctuefs demo: {stop}", flush=True)
         code = 0 if waiting else 128 + stop.number
     finally:
-        with supervisor.cleaning_up():
-            if ours and is_mounted(mountpoint):
-                _octuefs(supervisor, "unmount", str(mountpoint))
-            # A daemon still starting (its `octuefs mount` was stopped) goes before the server it talks to.
-            supervisor.stop_children(keep=server.process if server else None)
-            if server is not None:
-                server.stop()
-            if cache is not None:
-                cache.cleanup()
-            print("octuefs demo: stopped.", flush=True)
+        supervisor.begin_clean_up()
+        if ours and is_mounted(mountpoint):
+            _octuefs(supervisor, "unmount", str(mountpoint))
+        # A daemon still starting (its `octuefs mount` was stopped) goes before the server it talks to.
+        supervisor.stop_children(keep=server.process if server else None)
+        if server is not None:
+            server.stop()
+        if cache is not None:
+            cache.cleanup()
+        print("octuefs demo: stopped.", flush=True)
     return code

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from octuefs.fs.runtime import running
+
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -47,7 +49,8 @@ class Supervisor:
         self.children: list[subprocess.Popen[Any]] = []
         self._deferring = 0
         self._pending: int | None = None
-        self._previous = {number: signal.signal(number, self._on_signal) for number in STOP_SIGNALS}
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._on_signal)
         with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans go to init as usual
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
@@ -86,16 +89,9 @@ class Supervisor:
             raise
         return subprocess.CompletedProcess(command, child.returncode, output, errors)
 
-    @contextlib.contextmanager
-    def cleaning_up(self) -> Iterator[None]:
-        """Clean-up is not cut short by another signal: they are all deferred, and then dropped."""
+    def begin_clean_up(self) -> None:
+        """From now on signals are remembered and dropped: clean-up is not cut short by another one."""
         self._deferring += 1
-        try:
-            yield
-        finally:
-            self._pending = None
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
 
     def stop_children(self, keep: subprocess.Popen[Any] | None = None) -> None:
         """SIGTERM (then SIGKILL) every child still running, the adopted ones too, except `keep`."""
@@ -108,7 +104,7 @@ class Supervisor:
         for task in Path("/proc/self/task").iterdir():
             with contextlib.suppress(OSError):
                 found.update(int(pid) for pid in (task / "children").read_text().split())
-        return {pid for pid in found if _running(pid)}
+        return {pid for pid in found if running(pid)}
 
     def _reap(self) -> None:
         """Collect exited children, so none stays a zombie in the process table."""
@@ -126,17 +122,9 @@ def terminate(pids: list[int], grace: float = TERMINATE_GRACE) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, number)
         deadline = time.monotonic() + grace
-        while any(map(_running, pids)) and time.monotonic() < deadline:
+        while any(map(running, pids)) and time.monotonic() < deadline:
             time.sleep(0.02)
-        pids = [pid for pid in pids if _running(pid)]
+        pids = [pid for pid in pids if running(pid)]
         if not pids:
             return
     logger.warning("processes %s survived SIGKILL", pids)
-
-
-def _running(pid: int) -> bool:
-    """Exists and has not exited (an exited child stays a zombie until reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False

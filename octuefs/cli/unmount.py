@@ -27,7 +27,7 @@ from typing import Any
 from octuefs.cli.mountpoints import resolve_mountpoint
 from octuefs.errors import UnsafePath
 from octuefs.fs import xattrs
-from octuefs.fs.runtime import pid_file, read_pid_file
+from octuefs.fs.runtime import pid_file, read_pid_file, running
 
 DEFAULT_WAIT = 30.0
 POLL_INTERVAL = 0.1
@@ -146,7 +146,7 @@ def _see_daemon_exit(pid: int) -> None:
 
 def _exited_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid):
+    while running(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -162,17 +162,3 @@ def _is_fuse_daemon(pid: int) -> bool:
                 if os.readlink(descriptor.path) == "/dev/fuse":
                     return True
     return False
-
-
-def _alive(pid: int) -> bool:
-    """Whether the daemon still runs. The daemon is nobody's child once `mount` returns, so after it
-    exits it stays a zombie until PID 1 reaps it, which in containers can be late or never; a zombie
-    has already exited (its mount and files are released), so it counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError, IndexError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-    return True
