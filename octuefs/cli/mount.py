@@ -170,8 +170,7 @@ def run_mount(arguments: argparse.Namespace) -> int:
     from octuefs.fs.daemon import serve
 
     if config.foreground:
-        serve(config, notify_ready=lambda: None)
-        return 0
+        serve(config, notify_ready=lambda: None)  # ends the process once unmounted
     return _daemonize(config, serve)
 
 

@@ -8,7 +8,9 @@ import os
 import resource
 import signal
 import socket
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import pyfuse3
 import trio
@@ -117,8 +119,6 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: list[int] = []
-        # Set when operations were still running at the stop timeout and their threads were left behind.
-        self.abandoned = False
         for number in STOP_SIGNALS:
             signal.signal(number, self._remember)
 
@@ -142,7 +142,6 @@ class StopSignals:
                 number = await signals.__anext__()
                 logger.info("received %s again: not waiting any longer", signal.Signals(number).name)
             logger.warning("operations still in progress are abandoned; the mount stops now")
-            self.abandoned = True
             serving.cancel()
 
 
@@ -154,8 +153,9 @@ async def _serve(operations: BucketOperations, stop: StopSignals, stop_timeout: 
         nursery.cancel_scope.cancel()
 
 
-def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
-    """Mount and serve; `notify_ready` is called once the kernel has the mount."""
+def serve(config: MountConfig, notify_ready: Callable[[], None]) -> NoReturn:
+    """Mount and serve until unmounted or stopped, then end the process; `notify_ready` is called once
+    the kernel has the mount."""
     limit_malloc_arenas()
     setup_logging(config)
     raise_descriptor_limit()
@@ -195,8 +195,9 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
         record.unlink(missing_ok=True)
         os.close(holding)
         logger.info("unmounted %s", config.mountpoint)
-    if stop.abandoned:
-        # Threads still sending (an upload's parts are sent by a pool that interpreter exit would join)
-        # must not hold the exit for the rest of their retry deadline: what they sent stays staged.
-        logging.shutdown()
-        os._exit(0)
+    # Threads still sending (an abandoned upload, or a part of a file still open for writing, sent by a
+    # pool that interpreter exit would join) must not hold the exit for the rest of their retry deadline:
+    # what they were sending stays staged.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

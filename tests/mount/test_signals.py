@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.conftest import Mount, is_mount, wait_gone
+from octuefs.storage.objects import StorageSettings
+from tests.mount.conftest import CLI, Mount, is_mount, require_fuse, run, wait_gone, within
 from tests.support.http_proxy import Fault
 
 pytestmark = pytest.mark.timeout(120)
 
 MiB = 1024 * 1024
+PART = StorageSettings().upload_chunk_size
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # The bound given to the daemons here (--stop-timeout), and what the shared machine may add to it.
 STOP_TIMEOUT = 3
@@ -173,3 +175,38 @@ def test_bytes_whose_upload_landed_as_the_daemon_died_are_not_set_aside_at_the_n
     assert bucket.get_blob("landed.bin").generation == generation
     assert not (mounted.cache_dir / "lost+found").exists()
     assert staged_files(again.cache_dir) == []
+
+
+def test_a_foreground_daemon_stops_within_the_bound_while_a_part_of_a_file_is_being_sent(bucket, proxy, tmp_path):
+    """Under systemd the daemon runs in the foreground: a part of a large new file sent while it is
+    written (by a pool that interpreter exit joins) must not hold the exit while its request stalls."""
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    command = [*CLI, "mount", "--foreground", bucket.name, str(mountpoint), "--endpoint", proxy.url,
+               "--cache-dir", str(tmp_path / "cache"), "--stop-timeout", str(STOP_TIMEOUT)]  # fmt: skip
+    daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: is_mount(mountpoint), 30, "the mount")
+        # The part's request hangs, as on a link that stopped answering.
+        stalled = proxy.add(Fault("delay", "PUT", r"/upload/", remaining=1, seconds=50))
+        descriptor = within(20, os.open, mountpoint / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        within(60, os.write, descriptor, os.urandom(PART + MiB))
+        wait_until(lambda: stalled.remaining == 0, 20, "a part being sent")
+
+        started = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=STOP_TIMEOUT + MARGIN + 10)
+        elapsed = time.monotonic() - started
+        with contextlib.suppress(OSError, pytest.fail.Exception):
+            within(10, os.close, descriptor)
+    finally:
+        run("fusermount3", "-u", "-z", mountpoint, timeout=10)
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+    assert code == 0, daemon.stderr.read()
+    assert not is_mount(mountpoint)
+    assert elapsed < STOP_TIMEOUT + MARGIN, elapsed
+    assert len(staged_files(tmp_path / "cache")) == 1
+    print(f"foreground daemon, SIGTERM while a part is being sent: {elapsed:.2f} s")
