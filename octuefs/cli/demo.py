@@ -9,6 +9,7 @@ it the same way: every process it started is recorded by its `Supervisor` and st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ from octuefs.storage.objects import reporting_progress
 
 DEMO_BUCKET = "octuefs-demo"
 DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"
+# Seconds the demo's unmount waits for uploads of files written on the mount before leaving them staged.
+UNMOUNT_WAIT = 10
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -142,7 +145,9 @@ def run(arguments: argparse.Namespace) -> int:
     finally:
         supervisor.begin_clean_up()
         if ours and is_mounted(mountpoint):
-            _octuefs(supervisor, "unmount", str(mountpoint))
+            # Bounded within its timeout; whatever is left, the daemon too, is stopped below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _octuefs(supervisor, "unmount", "--wait", str(UNMOUNT_WAIT), str(mountpoint))
         # A daemon still starting (its `octuefs mount` was stopped) goes before the server it talks to.
         supervisor.stop_children(keep=server.process if server else None)
         if server is not None:
