@@ -88,6 +88,7 @@ START_UP_MOMENTS: dict[str, Callable[[set[int]], bool]] = {
 def start_demo(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     mountpoint = tmp_path / "demo"
     environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    tmp_path.mkdir(exist_ok=True)
     environment["TMPDIR"] = str(tmp_path)
     demo = subprocess.Popen(
         [sys.executable, "-m", "octuefs.cli.main", "demo", "--mountpoint", str(mountpoint)],
@@ -126,6 +127,8 @@ def stop_demo_and_check(demo: subprocess.Popen, mountpoint: Path, number: int, s
     assert left == [], f"left running: {left}\n{output}"
     assert not is_mount(mountpoint), output
     assert processes_mentioning(str(mountpoint)) == [], output
+    # TMPDIR is the mountpoint's parent: the demo's temporary cache goes when it stops.
+    assert list(mountpoint.parent.glob("octuefs-demo-cache-*")) == [], output
     return elapsed
 
 
