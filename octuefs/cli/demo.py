@@ -1,7 +1,9 @@
 """`octuefs demo`: the bundled GCS server with a sample bucket, mounted, with what to try next.
 
 The mount is made by the real `octuefs mount` command, so the demo shows exactly what a user
-gets; on Ctrl-C (or after showing, with `--no-wait`) it unmounts and stops the server.
+gets; on Ctrl-C, SIGTERM or SIGHUP (or after showing, with `--no-wait`) it unmounts and stops the
+server. A signal at any other moment (while the server starts, while seeding, while mounting) stops
+it the same way: every process it started is recorded by its `Supervisor` and stopped by pid.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octuefs.cli.mount import resolve_mountpoint
+from octuefs.cli.mountpoints import is_mounted, resolve_mountpoint
+from octuefs.cli.supervisor import Stopped, Supervisor
 from octuefs.cli.table import render_table
 from octuefs.dataset import Dataset
 from octuefs.local_server import GCSServer, start_server
@@ -28,6 +31,8 @@ from octuefs.storage.objects import reporting_progress
 
 DEMO_BUCKET = "octuefs-demo"
 DEFAULT_MOUNTPOINT = Path(tempfile.gettempdir()) / "octuefs-demo"
+# Seconds the demo's unmount waits for uploads of files written on the mount before leaving them staged.
+UNMOUNT_WAIT = 10
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,33 +44,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _octuefs(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "octuefs.cli.main", *arguments], capture_output=True, text=True, timeout=60
-    )
+def _octuefs(supervisor: Supervisor, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return supervisor.run([sys.executable, "-m", "octuefs.cli.main", *arguments], timeout=60)
 
 
-def _show(command: list[str]) -> None:
+def _show(supervisor: Supervisor, command: list[str]) -> None:
     print(f"$ {' '.join(command)}", flush=True)
     if shutil.which(command[0]) is None:
         print(f"({command[0]} is not installed)")
         return
-    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    result = supervisor.run(command, timeout=30)
     print((result.stdout + result.stderr).rstrip())
 
 
-def _mount(server: GCSServer, mountpoint: Path, cache: Path) -> bool:
+def _mount(supervisor: Supervisor, server: GCSServer, mountpoint: Path, cache: Path) -> bool:
     if not os.path.exists("/dev/fuse"):
         print("\n(/dev/fuse is missing here, so the bucket is not mounted.)")
         return False
     mountpoint.mkdir(parents=True, exist_ok=True)
-    result = _octuefs("mount", DEMO_BUCKET, str(mountpoint), "--endpoint", server.url, "--cache-dir", str(cache))
+    result = _octuefs(
+        supervisor, "mount", DEMO_BUCKET, str(mountpoint), "--endpoint", server.url, "--cache-dir", str(cache)
+    )
     if result.returncode != 0:
         print(f"\n(mounting failed: {result.stderr.strip()})")
         return False
     print(f"\nMounted gs://{DEMO_BUCKET} at {mountpoint}:\n")
-    _show(["ls", "-l", str(mountpoint / "tables")])
-    _show(["getfattr", "-d", "--absolute-names", str(mountpoint / "tables" / "readings.csv")])
+    _show(supervisor, ["ls", "-l", str(mountpoint / "tables")])
+    _show(supervisor, ["getfattr", "-d", "--absolute-names", str(mountpoint / "tables" / "readings.csv")])
     return True
 
 
@@ -106,29 +111,48 @@ def _seed(data: Path | None) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    server = start_server()
+    """Exits 0 when stopped while waiting (the way to end the demo), 128 + the signal's number when
+    stopped earlier; whenever it stops, the mount is gone and every process it started has ended."""
+    supervisor = Supervisor()
+    server: GCSServer | None = None
+    cache: tempfile.TemporaryDirectory[str] | None = None
+    waiting = False
     # Resolved: `ismount` of a symlink to the mount is false, so the demo would stop watching at once
-    # and leave its daemon behind.
+    # and leave its daemon behind. Something already mounted there is not ours to unmount.
     mountpoint = resolve_mountpoint(arguments.mountpoint)
-    mounted = False
-    # Removed when the demo stops (after the unmount below, which waits for the daemon to exit).
-    cache = tempfile.TemporaryDirectory(prefix="octuefs-demo-cache-", ignore_cleanup_errors=True)
+    ours = not is_mounted(mountpoint)
     try:
+        # Removed when the demo stops (after the unmount below, which waits for the daemon to exit).
+        cache = tempfile.TemporaryDirectory(prefix="octuefs-demo-cache-", ignore_cleanup_errors=True)
+        server = start_server(
+            spawn=lambda command: supervisor.spawn(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
         configure(endpoint=server.url)
         _seed(arguments.data)
         print(f"octuefs demo: a GCS-compatible server is running at {server.url} with bucket gs://{DEMO_BUCKET}\n")
         print(render_table(Dataset(f"gs://{DEMO_BUCKET}", recursive=True)))
-        mounted = not arguments.no_mount and _mount(server, mountpoint, Path(cache.name))
+        mounted = not arguments.no_mount and _mount(supervisor, server, mountpoint, Path(cache.name))
         print(_instructions(server, mountpoint, mounted))
         if not arguments.no_wait:
             print("\nPress Ctrl-C to stop.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while server.process.poll() is None and (not mounted or os.path.ismount(mountpoint)):
-                    time.sleep(0.5)
+            waiting = True
+            while server.process.poll() is None and (not mounted or is_mounted(mountpoint)):
+                time.sleep(0.5)
+        code = 0
+    except Stopped as stop:
+        print(f"\noctuefs demo: {stop}", flush=True)
+        code = 0 if waiting else 128 + stop.number
     finally:
-        if mounted and os.path.ismount(mountpoint):
-            _octuefs("unmount", str(mountpoint))
-        server.stop()
-        cache.cleanup()
-        print("octuefs demo: stopped.")
-    return 0
+        supervisor.begin_clean_up()
+        if ours and is_mounted(mountpoint):
+            # Bounded within its timeout; whatever is left, the daemon too, is stopped below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _octuefs(supervisor, "unmount", "--wait", str(UNMOUNT_WAIT), str(mountpoint))
+        # A daemon still starting (its `octuefs mount` was stopped) goes before the server it talks to.
+        supervisor.stop_children(keep=server.process if server else None)
+        if server is not None:
+            server.stop()
+        if cache is not None:
+            cache.cleanup()
+        print("octuefs demo: stopped.", flush=True)
+    return code

@@ -1,4 +1,5 @@
-"""`octuefs mount` and `octuefs unmount`, also in the `octuefs SOURCE MOUNTPOINT -o OPTIONS` form of mount helpers.
+"""`octuefs mount`, also in the `octuefs SOURCE MOUNTPOINT -o OPTIONS` form of mount helpers (the
+parser of `octuefs unmount` is added here too; the command is in unmount.py).
 
 Problems that can be found before mounting (no FUSE, bad mountpoint, server down, no bucket)
 are reported by the command itself. Otherwise the daemon is forked *before* trio, threads or the
@@ -11,17 +12,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from octuefs.errors import InvalidInputException, MountError, StorageError, UnsafePath
+from octuefs.cli.mountpoints import resolve_mountpoint
+from octuefs.cli.unmount import add_arguments as add_unmount_arguments
+from octuefs.cli.unmount import run_unmount
+from octuefs.errors import InvalidInputException, MountError, StorageError
 from octuefs.fs.config import MountConfig, parse_interval, parse_log_format, parse_mode, parse_size, parse_source
-from octuefs.fs.runtime import pid_file, prepare_runtime_directory, read_pid_file
+from octuefs.fs.runtime import prepare_runtime_directory
 from octuefs.private_files import PRIVATE_UMASK, check_shared_directory, make_directories
 
 
@@ -73,6 +75,12 @@ OPTIONS = (
         parse_interval,
         "longest wait in seconds between attempts to upload a closed file while the server is away (default 30)",
     ),
+    Option(
+        "stop_timeout",
+        float,
+        "seconds that uploads in progress get to finish on SIGTERM, SIGINT or SIGHUP; what is left stays "
+        "staged and goes up at the next mount with this cache directory (default 20)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -97,8 +105,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     mount.set_defaults(handler=run_mount)
 
     unmount = subparsers.add_parser("unmount", aliases=["umount"], help="unmount an octuefs mount")
-    unmount.add_argument("mountpoint", type=Path)
-    unmount.add_argument("--lazy", "-z", action="store_true", help="detach now even if the mount is busy")
+    add_unmount_arguments(unmount)
     unmount.set_defaults(handler=run_unmount)
 
 
@@ -148,23 +155,6 @@ def build_config(arguments: argparse.Namespace) -> MountConfig:
     )
 
 
-def resolve_mountpoint(path: Path) -> Path:
-    """The real directory a mountpoint path names, as fusermount3 mounts on it: a symlinked mountpoint
-    is followed, so the pid file, `ismount` and `unmount` all name the directory really mounted.
-
-    The last component is followed with readlink only, never stat: a live mountpoint's stat is
-    answered by its daemon, which may be the hung one being unmounted.
-    """
-    current = Path(os.path.abspath(path))
-    for _ in range(40):  # the kernel's own bound on symlinks in one lookup
-        try:
-            target = os.readlink(current)
-        except OSError:  # not a symlink (or nothing there): the check before mounting says which
-            break
-        current = Path(os.path.abspath(current.parent / target))
-    return Path(os.path.realpath(current.parent)) / current.name
-
-
 def check_before_mounting(config: MountConfig) -> None:
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse does not exist: FUSE is not available here (install fuse3, load the module).")
@@ -196,8 +186,7 @@ def run_mount(arguments: argparse.Namespace) -> int:
     from octuefs.fs.daemon import serve
 
     if config.foreground:
-        serve(config, notify_ready=lambda: None)
-        return 0
+        serve(config, notify_ready=lambda: None)  # ends the process once unmounted
     return _daemonize(config, serve)
 
 
@@ -233,35 +222,3 @@ def _daemonize(config: MountConfig, serve: Callable[[MountConfig, Callable[[], N
         with contextlib.suppress(OSError):
             os.write(write_end, f"error {error}\n".encode())
     os._exit(code)
-
-
-def run_unmount(arguments: argparse.Namespace) -> int:
-    mountpoint = resolve_mountpoint(arguments.mountpoint)
-    try:
-        daemon = read_pid_file(pid_file(mountpoint))
-    except UnsafePath as error:
-        print(f"octuefs: not waiting for the daemon: {error}", file=sys.stderr)
-        daemon = None
-    command = ["fusermount3", "-u", *(["-z"] if arguments.lazy else []), str(mountpoint)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        print(f"octuefs: cannot unmount {mountpoint}: {result.stderr.strip()}", file=sys.stderr)
-        return 1
-    deadline = time.monotonic() + 10
-    while daemon is not None and time.monotonic() < deadline and _alive(daemon):
-        time.sleep(0.05)
-    return 0
-
-
-def _alive(pid: int) -> bool:
-    """Whether the daemon still runs. The daemon is nobody's child once `mount` returns, so after it
-    exits it stays a zombie until PID 1 reaps it, which in containers can be late or never; a zombie
-    has already exited (its mount and files are released), so it counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError, IndexError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-    return True

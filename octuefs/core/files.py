@@ -104,6 +104,36 @@ class Files(CoreParts):
     def pending_under(self, path: str) -> list[Inode]:
         return [inode for inode in self.pending() if inode.path.startswith(path + "/")]
 
+    def unsent(self) -> dict[str, dict[str, str | int]]:
+        """Files holding bytes or attributes their object lacks, by location: how their upload stands,
+        how many handles hold them open and where their bytes are kept (what `octuefs stats` shows and
+        `octuefs unmount` waits for)."""
+        return {
+            self.location(inode): {
+                "status": inode.write.status.value,
+                "open": inode.write.holders,
+                "staged": str(inode.write.staged.data_path),
+            }
+            for inode in self.inodes.writing()
+            if inode.write is not None and inode.write.dirty
+        }
+
+    def settle(self) -> None:
+        """When the mount has stopped serving: drop the staged copies whose object already holds them (an
+        upload finished, and the release that would have dropped them never came), and say where the rest
+        are kept. Those stay with their records, for recovery at the next mount with this cache directory."""
+        for location, state in self.unsent().items():
+            logger.warning(
+                "%s: not uploaded (%s, %d open); its bytes are kept at %s and go up at the next mount",
+                location,
+                state["status"],
+                state["open"],
+                state["staged"],
+            )
+        for inode in self.inodes.writing():
+            if inode.write is not None and not inode.write.dirty:
+                self.uploader.staging.remove(inode.write.staged)
+
     # Writing ---------------------------------------------------------------------------------------
 
     async def open_for_writing(

@@ -87,6 +87,8 @@ class MountConfig:
     stale_if_error: float = float("inf")
     # The longest wait between attempts to upload a closed file while the server is away (see core/landing.py).
     landing_interval: float = 30.0
+    # On SIGTERM, SIGINT or SIGHUP: how long operations in progress (uploads) may take to finish.
+    stop_timeout: float = 20.0
     metrics_port: int | None = None
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False

@@ -8,7 +8,9 @@ import os
 import resource
 import signal
 import socket
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import pyfuse3
 import trio
@@ -105,25 +107,58 @@ def setup_logging(config: MountConfig) -> None:
     logging.captureWarnings(True)
 
 
-async def _terminate_on_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for number in signals:
-            logger.info("received signal %d: unmounting", number)
+# What asks the daemon to stop: systemd and kill (SIGTERM), Ctrl-C (SIGINT), a closed terminal (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StopSignals:
+    """The stop signals, caught from just before the kernel gets the mount until the process ends.
+
+    One arriving before the loop serves (or during its start) is acted on as soon as it does; until
+    then, the default action would kill the daemon with the mount in place, and every later access
+    would fail with ENOTCONN. One arriving after the loop has ended is ignored: clean-up is the stop.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._remember)
+
+    def _remember(self, number: int, frame: object) -> None:
+        self.received.append(number)
+
+    async def stop_on_signal(self, stop_timeout: float, serving: trio.CancelScope) -> None:
+        """Take no new operations once a signal comes, give those in progress `stop_timeout` seconds (a
+        second signal cuts that short), then cancel them: their threads are abandoned, and what they
+        were uploading stays staged."""
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            if not self.received:
+                self.received.append(await signals.__anext__())
+            logger.info(
+                "received %s: taking no new operations, giving those in progress %g s to finish",
+                signal.Signals(self.received[0]).name,
+                stop_timeout,
+            )
             pyfuse3.terminate()
-            return
+            with trio.move_on_after(stop_timeout):
+                number = await signals.__anext__()
+                logger.info("received %s again: not waiting any longer", signal.Signals(number).name)
+            logger.warning("operations still in progress are abandoned; the mount stops now")
+            serving.cancel()
 
 
-async def _serve(operations: BucketOperations) -> None:
+async def _serve(operations: BucketOperations, stop: StopSignals, stop_timeout: float) -> None:
     async with trio.open_nursery() as nursery:
         operations.nursery = nursery
-        nursery.start_soon(_terminate_on_signal)
+        nursery.start_soon(stop.stop_on_signal, stop_timeout, nursery.cancel_scope)
         nursery.start_soon(operations.core.lander.run)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
-def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
-    """Mount and serve; `notify_ready` is called once the kernel has the mount."""
+def serve(config: MountConfig, notify_ready: Callable[[], None]) -> NoReturn:
+    """Mount and serve until unmounted or stopped, then end the process; `notify_ready` is called once
+    the kernel has the mount."""
     limit_malloc_arenas()
     setup_logging(config)
     raise_descriptor_limit()
@@ -142,6 +177,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
     operations = BucketOperations(config, storage, cache, uploader)
     prepare_runtime_directory()
     record = pid_file(config.mountpoint)
+    stop = StopSignals()
     pyfuse3.init(operations, str(config.mountpoint), fuse_options(config))
     metrics = None
     try:
@@ -151,13 +187,20 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> None:
             metrics = serve_metrics(config.metrics_port, operations.statistics)
         notify_ready()
         notify_systemd(f"READY=1\nSTATUS=serving {config.source}\nMAINPID={os.getpid()}")
-        trio.run(_serve, operations)
+        trio.run(_serve, operations, stop, config.stop_timeout)
         notify_systemd("STOPPING=1")
     finally:
         if metrics is not None:
             metrics.shutdown()
         pyfuse3.close(unmount=True)
+        operations.files.settle()
         cache.close()
         record.unlink(missing_ok=True)
         os.close(holding)
         logger.info("unmounted %s", config.mountpoint)
+    # Threads still sending (an abandoned upload, or a part of a file still open for writing, sent by a
+    # pool that interpreter exit would join) must not hold the exit for the rest of their retry deadline:
+    # what they were sending stays staged.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

@@ -97,9 +97,10 @@ FileHandle = ReadHandle | WriteHandle
 
 
 async def prefetch(handle: ReadHandle, span: tuple[int, int], limiter: trio.CapacityLimiter) -> None:
-    """Fetch chunks ahead of the reader; a failure is only logged (the read itself will retry)."""
+    """Fetch chunks ahead of the reader; a failure is only logged (the read itself will retry). Abandoned
+    when the mount stops: nobody waits for these chunks then."""
     first, count = span
     try:
-        await trio.to_thread.run_sync(handle.reader.fetch_span, first, count, limiter=limiter)
+        await trio.to_thread.run_sync(handle.reader.fetch_span, first, count, limiter=limiter, abandon_on_cancel=True)
     except Exception as error:
         logger.debug("%s: readahead of chunks %d+%d failed: %s", handle.inode.path, first, count, error)

@@ -71,3 +71,13 @@ def pid_file(mountpoint: Path) -> Path:
     """
     digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     return runtime_directory() / f"{digest}.pid"
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not exited. A daemon is nobody's child once `mount` returns,
+    so after it exits it stays a zombie until PID 1 reaps it, which in containers can be late or never;
+    a zombie has already exited (its mount and files are released), so it counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False

@@ -27,6 +27,7 @@ from octuefs.errors import MountError, OctuefsError, StagingDiskError
 from octuefs.private_files import open_private, private_directory
 from octuefs.storage.gcs import TEMPORARY_PREFIX
 from octuefs.storage.interface import Storage
+from octuefs.storage.objects import ObjectStat, crc32c_of_file
 from octuefs.uploads import sending
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,10 @@ def _recover_one(
         stat = sending.send(storage, request, staged.data_path)
         area.remove(staged)
         return f"uploaded {stat.size} bytes to {location} (generation {stat.generation})"
+    if current is not None and not request.base_size and _holds(current, staged.data_path):
+        # An upload that reached the server as the daemon stopped, before it could drop its staged copy.
+        area.remove(staged)
+        return f"{location} already holds these {current.size} bytes (generation {current.generation})"
     return set_aside(staged, request, lost_and_found, current_generation)
 
 
@@ -203,6 +208,10 @@ def set_aside(staged: StagedFile, request: UploadRequest, lost_and_found: Path, 
         f"{location} changed since these bytes were staged (generation {request.if_generation_match} → "
         f"{current_generation}); not uploaded, kept at {kept}{hole}"
     )
+
+
+def _holds(current: ObjectStat, path: Path) -> bool:
+    return current.size == path.stat().st_size and current.crc32c == crc32c_of_file(path)
 
 
 def remove_stale_parts(storage: Storage, bucket: str, older_than: timedelta = STALE_PART_AGE) -> list[str]:

@@ -66,6 +66,22 @@ def test_object_changed_meanwhile_is_not_overwritten(bucket, tmp_path, proxy) ->
     assert area.pending() == []
 
 
+def test_bytes_the_object_already_holds_are_dropped_not_set_aside(bucket, tmp_path, proxy) -> None:
+    """An upload that reached the server as its daemon stopped, before the staged copy was dropped: the
+    object is at a newer generation than the record says, with exactly the staged bytes."""
+    area = StagingArea(tmp_path / "staging")
+    staged = area.create(Datafile.for_new_object(bucket.name, "sent.txt").content_upload_request())
+    staged.data_path.write_bytes(b"sent just before the stop")
+    bucket.blob("sent.txt").upload_from_string(b"sent just before the stop")
+    generation = bucket.get_blob("sent.txt").generation
+
+    report = recover(area, get_storage(), tmp_path / "lost+found", bucket.name, "")
+
+    assert report == [f"gs://{bucket.name}/sent.txt already holds these 25 bytes (generation {generation})"]
+    assert bucket.get_blob("sent.txt").generation == generation
+    assert area.pending() == [] and not (tmp_path / "lost+found").exists()
+
+
 def test_new_file_whose_name_was_taken_meanwhile_is_set_aside(bucket, tmp_path, proxy) -> None:
     area = StagingArea(tmp_path / "staging")
     staged = area.create(Datafile.for_new_object(bucket.name, "race.txt").content_upload_request())
