@@ -117,7 +117,7 @@ def _pending(mountpoint: Path) -> Pending:
 def _describe(pending: Pending) -> str:
     lines = []
     for location, state in sorted(pending.items()):
-        held = f", open {state.get('open')} time(s)" if state.get("open") else ""
+        held = f", {state.get('open')} open handle(s)" if state.get("open") else ""
         lines.append(f"  {location} ({state.get('status')}{held}): bytes kept at {state.get('staged')}")
     return "\n".join(lines)
 

@@ -93,7 +93,7 @@ class Lander:
     def _wake_now(self) -> None:
         for waiting in self._waiting.values():
             if waiting.server_away:
-                waiting.failures, waiting.due = 0, 0.0
+                waiting.due = 0.0  # its failures stay counted: the log says how many attempts it took
         self._woken.set()
 
     def _sleep(self) -> float:

@@ -116,7 +116,9 @@ def test_unmount_of_a_mount_with_a_file_open_for_writing_refuses_and_names_it(mo
         assert result.returncode == 1
         assert 1 <= elapsed < 1 + MARGIN, elapsed
         message = result.stderr.decode()
-        assert "busy" in message and f"gs://{bucket.name}/open.txt (dirty, open 1 time(s))" in message, message
+        assert "busy" in message and f"gs://{bucket.name}/open.txt (open for writing, 1 open handle(s))" in message, (
+            message
+        )
         assert is_mount(mounted.path) and alive(mounted.pid)
         writer.communicate(b"close\n", timeout=20)
     finally:
