@@ -15,7 +15,7 @@ s3fs do not store it either. Another mount, or this one after a remount, shows t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from octuefs.core.files import Files
 from octuefs.core.inodes import Inode
@@ -61,9 +61,7 @@ class Directories(CoreParts):
         attributes, _ = posix.read(custom, default, posix.shown(self.config, directory=True))
         if inode.entries_changed_ns is not None:
             mtime_ns = max(attributes.mtime_ns, inode.entries_changed_ns)
-            return posix.PosixAttributes(
-                attributes.mode, attributes.uid, attributes.gid, mtime_ns, max(attributes.ctime_ns, mtime_ns)
-            )
+            return replace(attributes, mtime_ns=mtime_ns, ctime_ns=max(attributes.ctime_ns, mtime_ns))
         return attributes
 
     def link_count(self, inode: Inode) -> int:

@@ -119,7 +119,7 @@ class BucketOperations(pyfuse3.Operations):
             attributes.st_nlink = 0 if inode.unlinked else 1
         attributes.st_uid, attributes.st_gid = posix_attributes.uid, posix_attributes.gid
         attributes.st_blocks = (attributes.st_size + 511) // 512
-        attributes.st_atime_ns = attributes.st_mtime_ns = posix_attributes.mtime_ns
+        attributes.st_mtime_ns, attributes.st_atime_ns = posix_attributes.mtime_ns, posix_attributes.atime_ns
         attributes.st_ctime_ns = max(posix_attributes.ctime_ns, inode.changed_here_ns or 0)
         return attributes
 

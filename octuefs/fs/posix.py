@@ -44,14 +44,16 @@ if TYPE_CHECKING:
     from octuefs.fs.config import MountConfig
 
 MTIME_KEY = "goog-reserved-file-mtime"
+ATIME_KEY = "goog-reserved-file-atime"
+CTIME_KEY = "octuefs-posix-ctime"
 MODE_KEY = "goog-reserved-posix-mode"
 UID_KEY = "goog-reserved-posix-uid"
 GID_KEY = "goog-reserved-posix-gid"
-KEYS = (MTIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
+KEYS = (MTIME_KEY, ATIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
+TIME_KEYS = frozenset({MTIME_KEY, ATIME_KEY, CTIME_KEY})
 SYMLINK_KEY = "goog-reserved-file-is-symlink"
 SYMLINK_TARGET_KEY = "gcsfuse_symlink_target"
 RDEV_KEY = "octuefs-posix-rdev"
-CTIME_KEY = "octuefs-posix-ctime"
 SPECIAL_TYPES = frozenset({stat_module.S_IFIFO, stat_module.S_IFSOCK, stat_module.S_IFCHR, stat_module.S_IFBLK})
 DEVICE_TYPES = frozenset({stat_module.S_IFCHR, stat_module.S_IFBLK})
 LARGEST_RDEV = 2**32 - 1  # the FUSE protocol's rdev is 32 bits
@@ -68,8 +70,7 @@ _READERS: dict[str, tuple[int, Callable[[int], bool]]] = {
     MODE_KEY: (8, lambda value: 0 <= value <= 0o177777),
     UID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     GID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
-    MTIME_KEY: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS),
-    CTIME_KEY: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS),
+    **{key: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS) for key in TIME_KEYS},
     RDEV_KEY: (10, lambda value: 0 <= value <= LARGEST_RDEV),
 }
 
@@ -82,6 +83,7 @@ class PosixAttributes:
     mtime_ns: int
     # Never before the mtime shown, nor (in a default) before the object's own time.
     ctime_ns: int = 0
+    atime_ns: int = 0  # the mtime unless one was stored (reads never change it, as with noatime)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def shown(config: MountConfig, directory: bool = False) -> Shown:
     placeholder (see the module's docstring for why)."""
     if not config.trust_stored_owners:
         mode = config.dir_mode if directory else config.file_mode
-        return Shown(frozenset({MTIME_KEY, CTIME_KEY, MODE_KEY}), mode & ~NEVER_SHOWN_BITS)
+        return Shown(TIME_KEYS | {MODE_KEY}, mode & ~NEVER_SHOWN_BITS)
     fixed_by = FIXED_BY_FOR_DIRECTORIES if directory else FIXED_BY
     keys = frozenset(key for key in (*KEYS, CTIME_KEY) if fixed_by.get(key) not in config.given_options)
     return Shown(keys, 0o7777 & ~NEVER_SHOWN_BITS)
@@ -129,6 +131,7 @@ def read(custom: Mapping[str, str | None], default: PosixAttributes, shown: Show
         gid=values.get(GID_KEY, default.gid),
         mtime_ns=mtime_ns,
         ctime_ns=max(values.get(CTIME_KEY, 0) * 10**9, default.ctime_ns, default.mtime_ns, mtime_ns),
+        atime_ns=values[ATIME_KEY] * 10**9 if ATIME_KEY in values else mtime_ns,
     )
     return attributes, unusable
 
@@ -216,6 +219,8 @@ def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners
         changed[GID_KEY] = str(attr.st_gid)
     if fields.update_mtime:
         changed[MTIME_KEY] = str(attr.st_mtime_ns // 10**9)
+    if fields.update_atime:
+        changed[ATIME_KEY] = str(attr.st_atime_ns // 10**9)
     if changed:
         changed[CTIME_KEY] = str(now_ns // 10**9)
     return changed

@@ -162,3 +162,16 @@ def test_an_unlinked_file_still_open_has_no_links(mount):
         assert mounted.call(os.fstat, handle).st_nlink == 0
     finally:
         os.close(handle)
+
+
+def test_an_access_time_given_by_touch_is_kept_in_gsutils_key(mount, bucket):
+    mounted = mount()
+    path = mounted / "file.txt"
+    mounted.sh("sh", "-c", 'echo data > "$1"', "sh", path)
+    mounted.sh("touch", "-m", "-d", f"@{STORED_MTIME}", path)
+    mounted.sh("touch", "-a", "-d", "@1400000000", path)
+    assert mounted.call(os.stat, path).st_atime == 1400000000
+    again = mount()
+    status = again.call(os.stat, again / "file.txt")
+    assert (status.st_atime, status.st_mtime) == (1400000000, STORED_MTIME)
+    assert bucket.get_blob("file.txt").metadata["goog-reserved-file-atime"] == "1400000000"
