@@ -58,7 +58,9 @@ class Directories(CoreParts):
         object_ns = int(stat.updated.timestamp() * 1e9) if stat is not None and stat.updated else None
         default_ns = object_ns or self.files.mounted_at_ns
         default = posix.PosixAttributes(self.config.dir_mode, self.config.uid, self.config.gid, default_ns)
-        attributes, _ = posix.read(custom, default, posix.shown(self.config, directory=True))
+        attributes, unusable = posix.read(custom, default, posix.shown(self.config, directory=True))
+        location = f"gs://{self.config.bucket}/{self.placeholder_name(inode)}"
+        self.files.report_unusable(location, custom, unusable)
         if inode.entries_changed_ns is not None:
             mtime_ns = max(attributes.mtime_ns, inode.entries_changed_ns)
             return replace(attributes, mtime_ns=mtime_ns, ctime_ns=max(attributes.ctime_ns, mtime_ns))

@@ -119,3 +119,17 @@ def test_a_directory_listing_brings_its_subdirectories_placeholders_in_one_reque
 
     assert trio.run(scenario) == [("one", 0o711), ("three", 0o755), ("two", 0o711)]
     assert proxy.kinds() == ["list"]
+
+
+def test_a_placeholder_value_no_attribute_can_hold_shows_the_mounts_and_is_reported_once(core, bucket, caplog) -> None:
+    placeholder = bucket.blob("odd/")
+    placeholder.metadata = {"goog-reserved-posix-mode": "99999999999", "goog-reserved-posix-uid": "-1"}
+    placeholder.upload_from_string(b"")
+
+    async def scenario() -> list[tuple[int, int]]:
+        inode = await looked_up(core, "odd")
+        return [(core.directories.attributes(inode).mode, core.directories.attributes(inode).uid) for _ in range(2)]
+
+    assert trio.run(scenario) == [(0o755, core.config.uid)] * 2
+    reports = [record.getMessage() for record in caplog.records if "out of range" in record.getMessage()]
+    assert len(reports) == 1 and f"gs://{bucket.name}/odd/" in reports[0]
