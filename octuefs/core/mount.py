@@ -28,5 +28,5 @@ class MountCore:
         parts = (config, storage, self.inodes, self.dirs, self.workers, self.stale)
         self.files = Files(*parts, cache, uploader)
         self.directories = Directories(*parts, self.files)
-        self.namespace = Namespace(*parts, self.files, self.directories)
+        self.namespace = Namespace(*parts, self.files)
         self.links = Links(*parts, self.files)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from octuefs.core.directories import Directories
 from octuefs.core.files import Files
 from octuefs.core.inodes import Inode
 from octuefs.core.parts import CoreParts
@@ -41,7 +40,6 @@ RENAMES_REMEMBERED = 256
 @dataclass
 class Namespace(CoreParts):
     files: Files
-    directories: Directories
     # Files this mount renamed away lately (old path -> new path, when), oldest first: a file created at
     # an old path within the metadata TTL takes the renamed object's identity (see `create`).
     renamed_away: dict[str, tuple[str, float]] = field(default_factory=dict)
