@@ -11,7 +11,8 @@
 #
 # The suite switches users and groups, so the mount is made with --allow-other (root mounts it, and
 # other users reach it) and --trust-stored-owners (chown and stored modes are kept, as the suite
-# expects). Run as root. The full log (prove -v) is kept in the printed work directory.
+# expects; the mount is made by scripts/posix-mount.sh). Run as root. The full log (prove -v) is kept
+# in the printed work directory.
 set -uo pipefail
 
 build=${1:?usage: scripts/pjdfstest.sh PJDFSTEST_BUILD [TEST ...]}
@@ -21,56 +22,7 @@ if [[ ! -x "$build/pjdfstest" || ! -d "$build/tests" ]]; then
     echo "$build: no pjdfstest binary and tests/ here (build it with autoreconf -ifs, ./configure, make)" >&2
     exit 2
 fi
-if [[ $(id -u) != 0 ]]; then
-    echo "pjdfstest needs root (it switches users and makes device nodes)" >&2
-    exit 2
-fi
-cd "$(dirname "$0")/.."
-repository=$(pwd)
-python="$repository/.venv/bin/python"
-[[ -x $python ]] || bash scripts/install.sh >/dev/null
-
-work=$(mktemp -d /tmp/octuefs-pjdfstest.XXXXXX)
-mountpoint="$work/mnt"
-mkdir -p "$mountpoint" "$work/cache"
-chmod 755 "$work"
-server_pid=""
-
-cleanup() {
-    cd /
-    if grep -q " $mountpoint " /proc/self/mountinfo; then
-        fusermount3 -u -z "$mountpoint"
-    fi
-    if [[ -f "$work/daemon.pid" ]]; then
-        kill "$(cat "$work/daemon.pid")" 2>/dev/null
-    fi
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null
-    fi
-}
-trap cleanup EXIT
-
-port=$("$python" -c 'from octuefs.local_server import free_port; print(free_port())')
-endpoint="http://127.0.0.1:$port"
-"$("$python" -c 'from octuefs.local_server import binary_path; print(binary_path())')" \
-    -scheme http -host 127.0.0.1 -port "$port" -backend memory -external-url "$endpoint" \
-    -public-host "127.0.0.1:$port" -log-level warn >"$work/server.log" 2>&1 &
-server_pid=$!
-bucket=pjdfstest
-for _ in $(seq 100); do
-    if curl -sf -X POST -H 'Content-Type: application/json' -d "{\"name\": \"$bucket\"}" \
-        "$endpoint/storage/v1/b?project=test" >/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
-
-"$python" -m octuefs.cli.main mount "$bucket" "$mountpoint" --endpoint "$endpoint" \
-    --cache-dir "$work/cache" --allow-other --trust-stored-owners >"$work/mount.out" 2>&1 || {
-    cat "$work/mount.out" >&2
-    exit 1
-}
-sed -n 's/.*(daemon pid \([0-9]*\)).*/\1/p' "$work/mount.out" >"$work/daemon.pid"
+source "$(dirname "$0")/posix-mount.sh" pjdfstest
 
 tests=()
 for test in "$@"; do

@@ -12,6 +12,7 @@ Who owns what:
 - `Files` (files.py): content: fresh views, write sessions, uploads, truncates, metadata changes.
 - `Namespace` (namespace.py): lookups, listings, create, mkdir, symlink, mknod, rmdir, unlink, rename.
 - `Links` (links.py): symbolic links' targets, kept by generation.
+- `Directories` (directories.py): directories' mode, owner and times, on their placeholder objects.
 - The FUSE adapter (octuefs/fs/operations.py) owns the open handles (`ReadHandle`, `WriteHandle`)
   and only translates: pyfuse3 types in and out, errors to errnos (octuefs/fs/errno.py).
 

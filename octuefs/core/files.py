@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +53,17 @@ class Files(CoreParts):
                 updated_ns = session.modified_ns
         default = posix.PosixAttributes(self.config.file_mode, self.config.uid, self.config.gid, updated_ns)
         attributes, unusable = posix.read(custom, default, posix.shown(self.config))
-        if unusable and self.location(inode) not in self.reported_attributes:
-            self.reported_attributes.add(self.location(inode))
-            stored = ", ".join(f"{key} {custom[key]!r:.40}" for key in unusable)
-            logger.warning("%s: stored %s out of range; the mount's values are shown", self.location(inode), stored)
+        self.report_unusable(self.location(inode), custom, unusable)
         if session is not None:
             return session.size, attributes
         return (stat.size if stat else 0), attributes
+
+    def report_unusable(self, location: str, custom: Mapping[str, str], unusable: list[str]) -> None:
+        """Log stored values no attribute can hold, once per object (not at every stat)."""
+        if unusable and location not in self.reported_attributes:
+            self.reported_attributes.add(location)
+            stored = ", ".join(f"{key} {custom[key]!r:.40}" for key in unusable)
+            logger.warning("%s: stored %s out of range; the mount's values are shown", location, stored)
 
     async def fresh(self, inode: Inode) -> Datafile:
         """The file's datafile, re-read from the server once it is older than the metadata TTL.

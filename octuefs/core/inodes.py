@@ -42,6 +42,16 @@ class Inode:
     # then on, not the object's update time, which is a few ms later and would tell editors (vim) that
     # the file changed under them.
     mtime_made_here: int | None = None
+    # The last change of the file's or directory's status made here (ctime, ns): kept here, as the
+    # changes that make no new object and store no ctime key (rename, setxattr, unlink) need it.
+    changed_here_ns: int | None = None
+    # A directory's mtime from entries created, removed or renamed in it here (not stored: see
+    # `octuefs.core.directories`); None once a utimens gives it one.
+    entries_changed_ns: int | None = None
+    # A directory whose placeholder (`stat`, None for a bare prefix) was looked for, as of `refreshed_at`.
+    placeholder_seen: bool = False
+    # The file lost its name (unlink, or a rename over it) while the kernel still held it: st_nlink 0.
+    unlinked: bool = False
     # Taken on the loop around every change of the write session and every change sent for the object
     # (open for writing, write, truncate, upload, metadata PATCH, rename, unlink) and the adoption of its
     # answer: each answer replaces the Datafile's stat, so two in flight at once could leave it at the
@@ -79,6 +89,15 @@ class Inode:
     def outdate(self) -> None:
         """What is known of the object is no longer true: the next use asks the server again."""
         self.refreshed_at = float("-inf")
+
+    def refresh_placeholder(self, stat: ObjectStat | None, seen_at: float | None = None) -> None:
+        """Adopt a directory's placeholder as of `seen_at` (default now); None: it has none."""
+        self._datafile, self._stat, self.placeholder_seen = None, stat, True
+        self.refreshed_at = time.monotonic() if seen_at is None else seen_at
+
+    def entries_changed(self, now_ns: int) -> None:
+        """A directory's entry was created, removed or renamed here: its mtime and ctime are now."""
+        self.entries_changed_ns = self.changed_here_ns = now_ns
 
     def is_fresh(self, ttl: float) -> bool:
         return time.monotonic() - self.refreshed_at < ttl

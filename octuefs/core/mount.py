@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from octuefs.cache import ChunkCache
+from octuefs.core.directories import Directories
 from octuefs.core.files import Files
 from octuefs.core.inodes import InodeTable
 from octuefs.core.landing import Lander
@@ -27,6 +28,7 @@ class MountCore:
         self.stale = StaleKnowledge(config.metadata_ttl, config.stale_if_error)
         parts = (config, storage, self.inodes, self.dirs, self.workers, self.stale)
         self.files = Files(*parts, cache, uploader)
+        self.directories = Directories(*parts, self.files)
         self.namespace = Namespace(*parts, self.files)
         self.links = Links(*parts, self.files)
         # Run by the daemon on its loop (octuefs.fs.daemon); tests without FUSE drive it themselves.

@@ -56,6 +56,10 @@ class Namespace(CoreParts):
         then write over the change just made.
         """
         inode = self.inodes.entry(path, entry.is_dir)
+        if entry.is_dir:
+            if entry.seen_at and (not inode.placeholder_seen or entry.seen_at >= inode.refreshed_at):
+                inode.refresh_placeholder(entry.stat, entry.seen_at)
+            return inode
         if inode.write is not None:
             # Its upload must stay guarded by the generation its bytes came from: adopting a newer
             # listed generation would let our upload overwrite another writer's object.
@@ -171,6 +175,7 @@ class Namespace(CoreParts):
         inode.refresh(datafile)
         inode.created_here = True
         await self.files.open_for_writing(inode, True, datafile, stored)
+        parent.entries_changed(time.time_ns())
         return inode
 
     async def _renamed_away_from(self, path: str) -> Datafile | None:
@@ -186,16 +191,23 @@ class Namespace(CoreParts):
         except CloudObjectNotFound:
             return None
 
-    async def mkdir(self, parent: Inode, name: str) -> Inode:
+    async def mkdir(self, parent: Inode, name: str, mode: int, uid: int, gid: int) -> Inode:
+        """A directory: its placeholder, carrying the mode and owner it was made with (see `create`)."""
         path = self.child_path(parent, name)
         self.require_writable(path)
         if await self.lookup(parent, name) is not None:
             raise AlreadyExists(f"{self.location_of(path)}: already exists.")
         self.dirs.require_representable(path)
-        await self.workers.blocking(self.storage.create_placeholder, self.config.bucket, self.dirs.dir_prefix(path))
-        self.dirs.record(path, DirEntry(name, True))
+        default = posix.PosixAttributes(self.config.dir_mode, self.config.uid, self.config.gid, 0)
+        keys = posix.created(mode, uid, gid, default, self.config.trust_stored_owners)
+        create, prefix = self.storage.create_placeholder, self.dirs.dir_prefix(path)
+        stat = await self.workers.blocking(create, self.config.bucket, prefix, keys)
+        inode = self.inodes.entry(path, True)
+        inode.refresh_placeholder(stat)
+        self.dirs.record(path, DirEntry(name, True, stat, inode.refreshed_at))
         self.dirs.record_empty(path)
-        return self.inodes.entry(path, True)
+        parent.entries_changed(time.time_ns())
+        return inode
 
     async def symlink(self, parent: Inode, name: str, target: bytes, uid: int, gid: int) -> Inode:
         """A symbolic link, stored as gcsfuse stores one (see octuefs/fs/posix.py); never followed here."""
@@ -232,6 +244,7 @@ class Namespace(CoreParts):
         inode = self.inodes.entry(path, False)
         inode.refresh_stat(stat)
         self.dirs.record(path, DirEntry(name, False, stat, inode.refreshed_at))
+        parent.entries_changed(time.time_ns())
         return inode
 
     async def _existing(self, parent: Inode, name: str) -> Inode:
@@ -257,6 +270,7 @@ class Namespace(CoreParts):
             await self.workers.blocking(self.storage.delete, stat.bucket, stat.name, stat.generation)
         self.dirs.invalidate(parent.path)
         self.dirs.invalidate(inode.path)
+        parent.entries_changed(time.time_ns())
 
     async def unlink(self, parent: Inode, name: str) -> None:
         inode = await self._existing(parent, name)
@@ -269,6 +283,8 @@ class Namespace(CoreParts):
             await self.files.orphan(inode)
             self.dirs.record(inode.path, None)
             self.inodes.detach(inode)
+        inode.unlinked, inode.changed_here_ns = True, time.time_ns()
+        parent.entries_changed(inode.changed_here_ns)
 
     async def rename(
         self, old_parent: Inode, old_name: str, new_parent: Inode, new_name: str, no_replace: bool
@@ -292,8 +308,13 @@ class Namespace(CoreParts):
             if target is not None:
                 async with target.lock:
                     await self.files.orphan(target)
+        if target is not None:
+            target.unlinked = True
         self.dirs.invalidate(old_parent.path)
         self.dirs.invalidate(new_parent.path)
+        source.changed_here_ns = time.time_ns()
+        old_parent.entries_changed(source.changed_here_ns)
+        new_parent.entries_changed(source.changed_here_ns)
         if not source.is_dir:
             self.renamed_away.pop(source.path, None)  # re-inserted last: the oldest is dropped first
             self.renamed_away[source.path] = (new_path, time.monotonic())
@@ -356,6 +377,7 @@ class Namespace(CoreParts):
         for path in list(self.dirs.cached_paths()):
             if path == source.path or path.startswith(source.path + "/"):
                 self.dirs.invalidate(path)
+        source.placeholder_seen = False  # moved with the rest: looked up again at its new name
 
     async def _move_object(
         self,

@@ -35,7 +35,8 @@ LISTED_ENTRIES_KEPT = 100_000
 @dataclass(frozen=True)
 class DirEntry:
     """One name in a directory; `seen_at` is when the request that found it was sent (monotonic), so
-    an entry from an older listing never replaces fresher knowledge of the same object."""
+    an entry from an older listing never replaces fresher knowledge of the same object. A directory's
+    `stat` is its placeholder's (None: a bare prefix, or, with `seen_at` 0, not known)."""
 
     name: str
     is_dir: bool
@@ -182,13 +183,17 @@ class DirectoryCache:
         holds `limit` entries or more. Blocking and changing nothing here: run it in a worker thread."""
         prefix = self.dir_prefix(path)
         started = time.monotonic()
-        result = self.storage.list(self.bucket, prefix, delimiter="/", limit=limit)
+        # With the placeholders of its subdirectories (their attributes) at no extra request.
+        result = self.storage.list(self.bucket, prefix, delimiter="/", limit=limit, trailing_delimiter=True)
         if limit is not None and len(result.objects) + len(result.prefixes) >= limit:
             return None
         entries: dict[str, DirEntry] = {}
+        placeholders: dict[str, ObjectStat] = {}
         for stat in result.objects:
             name = stat.name[len(prefix) :]
-            if name and representable(name, stat.name):
+            if name.endswith("/"):
+                placeholders[name[:-1]] = stat
+            elif name and representable(name, stat.name):
                 entries[name] = DirEntry(name, False, stat, started)
         for sub_prefix in result.prefixes:
             name = sub_prefix[len(prefix) : -1]
@@ -197,7 +202,7 @@ class DirectoryCache:
             if name in entries:
                 logger.warning("gs://%s/%s is both an object and a prefix; showing the object", self.bucket, sub_prefix)
                 continue
-            entries[name] = DirEntry(name, True, seen_at=started)
+            entries[name] = DirEntry(name, True, placeholders.get(name), started)
         return Listing(entries, time.monotonic())
 
     def keep(self, path: str, listing: Listing, version: int) -> None:
@@ -223,7 +228,10 @@ class DirectoryCache:
         stat = self.storage.stat(self.bucket, self.object_name(path))
         if stat is not None:
             return DirEntry(name, False, stat, started)
-        result = self.storage.list(self.bucket, self.dir_prefix(path), delimiter="/", limit=1)
+        prefix = self.dir_prefix(path)
+        result = self.storage.list(self.bucket, prefix, delimiter="/", limit=1)
         if result.objects or result.prefixes:
-            return DirEntry(name, True, seen_at=started)
+            # A placeholder is the first name under its prefix, so this one request finds it too.
+            placeholder = next((stat for stat in result.objects if stat.name == prefix), None)
+            return DirEntry(name, True, placeholder, started)
         return None

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import stat as stat_module
+import time
 from collections import Counter
 from typing import Any
 
@@ -52,6 +53,7 @@ class BucketOperations(pyfuse3.Operations):
         self.inodes = self.core.inodes
         self.files = self.core.files
         self.namespace = self.core.namespace
+        self.directories = self.core.directories
         self.handles: dict[int, FileHandle] = {}
         self.dir_handles: dict[int, DirHandle] = {}
         self._handle_numbers = itertools.count(1)
@@ -109,11 +111,10 @@ class BucketOperations(pyfuse3.Operations):
         attributes.attr_timeout = self.config.metadata_ttl
         attributes.st_blksize = self.config.chunk_size
         if inode.is_dir:
-            attributes.st_mode = stat_module.S_IFDIR | self.config.dir_mode
-            attributes.st_nlink = 2
+            posix_attributes = self.directories.attributes(inode)
+            attributes.st_mode = stat_module.S_IFDIR | posix_attributes.mode
+            attributes.st_nlink = self.directories.link_count(inode)
             attributes.st_size = 0
-            attributes.st_uid, attributes.st_gid = self.config.uid, self.config.gid
-            time_ns = self.files.mounted_at_ns
         else:
             attributes.st_size, posix_attributes = self.files.attributes(inode)
             custom = inode.stat.metadata if inode.stat is not None else {}
@@ -124,11 +125,11 @@ class BucketOperations(pyfuse3.Operations):
             else:
                 attributes.st_mode = kind | posix_attributes.mode
                 attributes.st_rdev = posix.device(custom)
-            attributes.st_nlink = 1
-            attributes.st_uid, attributes.st_gid = posix_attributes.uid, posix_attributes.gid
-            time_ns = posix_attributes.mtime_ns
+            attributes.st_nlink = 0 if inode.unlinked else 1
+        attributes.st_uid, attributes.st_gid = posix_attributes.uid, posix_attributes.gid
         attributes.st_blocks = (attributes.st_size + 511) // 512
-        attributes.st_atime_ns = attributes.st_mtime_ns = attributes.st_ctime_ns = time_ns
+        attributes.st_mtime_ns, attributes.st_atime_ns = posix_attributes.mtime_ns, posix_attributes.atime_ns
+        attributes.st_ctime_ns = max(posix_attributes.ctime_ns, inode.changed_here_ns or 0)
         return attributes
 
     def _looked_up(self, inode: Inode) -> pyfuse3.EntryAttributes:
@@ -157,7 +158,9 @@ class BucketOperations(pyfuse3.Operations):
     @fuse_errors
     async def getattr(self, ino: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         inode = self.inodes[ino]
-        if not inode.is_dir:
+        if inode.is_dir:
+            await self.directories.fresh(inode)
+        elif not inode.unlinked:  # an unlinked file open here has no object left to ask about
             await self.files.fresh(inode)
         return self._attributes(inode)
 
@@ -278,7 +281,9 @@ class BucketOperations(pyfuse3.Operations):
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.handles[fh]
         assert isinstance(handle, WriteHandle)
-        return await self.files.write(handle.inode, offset, data, handle.append)
+        written = await self.files.write(handle.inode, offset, data, handle.append)
+        handle.inode.changed_here_ns = time.time_ns()
+        return written
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
@@ -307,9 +312,14 @@ class BucketOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:  # fmt: skip
         inode = self.inodes[ino]
-        changes = posix.changes(attr, fields, self.config.trust_stored_owners)
-        if not inode.is_dir and (fields.update_size or changes):
+        now_ns = time.time_ns()
+        changes = posix.changes(attr, fields, self.config.trust_stored_owners, now_ns)
+        if inode.is_dir and changes:
+            await self.directories.set_attributes(inode, changes)
+        elif not inode.is_dir and (fields.update_size or changes):
             await self.files.set_attributes(inode, attr.st_size if fields.update_size else None, changes)
+        if changes or (fields.update_size and not inode.is_dir):
+            inode.changed_here_ns = now_ns
         return self._attributes(inode)
 
     @fuse_errors
@@ -320,7 +330,8 @@ class BucketOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_ino: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self._looked_up(await self.namespace.mkdir(self.inodes[parent_ino], os.fsdecode(name)))
+        parent, mode = self.inodes[parent_ino], mode & ~ctx.umask
+        return self._looked_up(await self.namespace.mkdir(parent, os.fsdecode(name), mode, ctx.uid, ctx.gid))
 
     @fuse_errors
     async def rmdir(self, parent_ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -388,12 +399,12 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.files.change_metadata(
-            self._file_inode(ino), lambda datafile: xattrs.with_set(datafile, os.fsdecode(name), value)
-        )
+        inode = self._file_inode(ino)
+        await self.files.change_metadata(inode, lambda datafile: xattrs.with_set(datafile, os.fsdecode(name), value))
+        inode.changed_here_ns = time.time_ns()
 
     @fuse_errors
     async def removexattr(self, ino: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.files.change_metadata(
-            self._file_inode(ino), lambda datafile: xattrs.with_removed(datafile, os.fsdecode(name))
-        )
+        inode = self._file_inode(ino)
+        await self.files.change_metadata(inode, lambda datafile: xattrs.with_removed(datafile, os.fsdecode(name)))
+        inode.changed_here_ns = time.time_ns()

@@ -22,6 +22,12 @@ also in `gcsfuse_symlink_target`, the only form gcsfuse before 3.9 reads (its ob
 A FIFO, socket or device node is an empty object whose stored mode carries its type bits (S_IFIFO,
 ...), as s3fs stores a mode and reads this key; a device node's number is in `octuefs-posix-rdev`
 (no other tool stores one). A stored mode with any other type bits is a regular file's.
+
+A directory keeps the same keys on its placeholder object (`dir/`), made when a directory that had
+none (a bare prefix) is given a mode, owner or time; the same rules decide what is shown, with the
+mount's `dir_mode` in place of `file_mode`. ctime, which no other tool stores, is ours:
+`octuefs-posix-ctime`, seconds like gsutil's mtime, written with every chmod, chown and utimens (the
+changes that make no new object); a write, rename or copy makes a new object, whose time is its ctime.
 """
 
 from __future__ import annotations
@@ -38,10 +44,13 @@ if TYPE_CHECKING:
     from octuefs.fs.config import MountConfig
 
 MTIME_KEY = "goog-reserved-file-mtime"
+ATIME_KEY = "goog-reserved-file-atime"
+CTIME_KEY = "octuefs-posix-ctime"
 MODE_KEY = "goog-reserved-posix-mode"
 UID_KEY = "goog-reserved-posix-uid"
 GID_KEY = "goog-reserved-posix-gid"
-KEYS = (MTIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
+KEYS = (MTIME_KEY, ATIME_KEY, MODE_KEY, UID_KEY, GID_KEY)
+TIME_KEYS = frozenset({MTIME_KEY, ATIME_KEY, CTIME_KEY})
 SYMLINK_KEY = "goog-reserved-file-is-symlink"
 SYMLINK_TARGET_KEY = "gcsfuse_symlink_target"
 RDEV_KEY = "octuefs-posix-rdev"
@@ -51,6 +60,7 @@ LARGEST_RDEV = 2**32 - 1  # the FUSE protocol's rdev is 32 bits
 
 # The option that fixes each owner or mode key: given, it wins over a stored value even when trusted.
 FIXED_BY = {UID_KEY: "uid", GID_KEY: "gid", MODE_KEY: "file_mode"}
+FIXED_BY_FOR_DIRECTORIES = FIXED_BY | {MODE_KEY: "dir_mode"}
 NEVER_SHOWN_BITS = stat_module.S_ISUID | stat_module.S_ISGID
 LARGEST_ID = 2**32 - 2  # uid_t and gid_t are 32 bits; 2**32 - 1 is (uid_t) -1, "no owner"
 LARGEST_SECONDS = (2**63 - 1) // 10**9  # st_mtime_ns is a signed 64-bit count of nanoseconds
@@ -60,7 +70,7 @@ _READERS: dict[str, tuple[int, Callable[[int], bool]]] = {
     MODE_KEY: (8, lambda value: 0 <= value <= 0o177777),
     UID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
     GID_KEY: (10, lambda value: 0 <= value <= LARGEST_ID),
-    MTIME_KEY: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS),
+    **{key: (10, lambda value: -LARGEST_SECONDS <= value <= LARGEST_SECONDS) for key in TIME_KEYS},
     RDEV_KEY: (10, lambda value: 0 <= value <= LARGEST_RDEV),
 }
 
@@ -71,6 +81,9 @@ class PosixAttributes:
     uid: int
     gid: int
     mtime_ns: int
+    # Never before the mtime shown, nor (in a default) before the object's own time.
+    ctime_ns: int = 0
+    atime_ns: int = 0  # the mtime unless one was stored (reads never change it, as with noatime)
 
 
 @dataclass(frozen=True)
@@ -81,11 +94,14 @@ class Shown:
     mode_bits: int
 
 
-def shown(config: MountConfig) -> Shown:
-    """What this mount shows of the stored keys (see the module's docstring for why)."""
+def shown(config: MountConfig, directory: bool = False) -> Shown:
+    """What this mount shows of the stored keys of a file or, with `directory`, of a directory's
+    placeholder (see the module's docstring for why)."""
     if not config.trust_stored_owners:
-        return Shown(frozenset({MTIME_KEY, MODE_KEY}), config.file_mode & ~NEVER_SHOWN_BITS)
-    keys = frozenset(key for key in KEYS if FIXED_BY.get(key) not in config.given_options)
+        mode = config.dir_mode if directory else config.file_mode
+        return Shown(TIME_KEYS | {MODE_KEY}, mode & ~NEVER_SHOWN_BITS)
+    fixed_by = FIXED_BY_FOR_DIRECTORIES if directory else FIXED_BY
+    keys = frozenset(key for key in (*KEYS, CTIME_KEY) if fixed_by.get(key) not in config.given_options)
     return Shown(keys, 0o7777 & ~NEVER_SHOWN_BITS)
 
 
@@ -108,11 +124,14 @@ def read(custom: Mapping[str, str | None], default: PosixAttributes, shown: Show
             values[key] = value
         else:
             unusable.append(key)
+    mtime_ns = values[MTIME_KEY] * 10**9 if MTIME_KEY in values else default.mtime_ns
     attributes = PosixAttributes(
         mode=stat_module.S_IMODE(values[MODE_KEY]) & shown.mode_bits if MODE_KEY in values else default.mode,
         uid=values.get(UID_KEY, default.uid),
         gid=values.get(GID_KEY, default.gid),
-        mtime_ns=values[MTIME_KEY] * 10**9 if MTIME_KEY in values else default.mtime_ns,
+        mtime_ns=mtime_ns,
+        ctime_ns=max(values.get(CTIME_KEY, 0) * 10**9, default.ctime_ns, default.mtime_ns, mtime_ns),
+        atime_ns=values[ATIME_KEY] * 10**9 if ATIME_KEY in values else mtime_ns,
     )
     return attributes, unusable
 
@@ -188,8 +207,9 @@ def as_regular(metadata: Mapping[str, str]) -> dict[str, str]:
     return regular
 
 
-def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners: bool) -> dict[str, str]:
-    """The custom-metadata keys a setattr call changes; owners only if `owners` are stored."""
+def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners: bool, now_ns: int) -> dict[str, str]:
+    """The custom-metadata keys a setattr call changes; owners only if `owners` are stored; with any
+    of them, the ctime (`now_ns`)."""
     changed = {}
     if fields.update_mode:
         changed[MODE_KEY] = stored_mode(attr.st_mode)
@@ -199,6 +219,10 @@ def changes(attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, owners
         changed[GID_KEY] = str(attr.st_gid)
     if fields.update_mtime:
         changed[MTIME_KEY] = str(attr.st_mtime_ns // 10**9)
+    if fields.update_atime:
+        changed[ATIME_KEY] = str(attr.st_atime_ns // 10**9)
+    if changed:
+        changed[CTIME_KEY] = str(now_ns // 10**9)
     return changed
 
 

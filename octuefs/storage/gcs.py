@@ -269,6 +269,7 @@ class GCSStorage(Storage):
         delimiter: str | None = None,
         page_size: int | None = None,
         limit: int | None = None,
+        trailing_delimiter: bool = False,
     ) -> Listing:
         """Every object (with its metadata) and sub-prefix under `prefix`, through all result pages.
 
@@ -279,6 +280,8 @@ class GCSStorage(Storage):
         prefixes: set[str] = set()
         url = f"{self._client._connection.API_BASE_URL}/storage/v1/b/{quote(bucket, safe='')}/o"
         parameters = {"projection": "noAcl", "prefix": prefix, "delimiter": delimiter, "maxResults": page_size or limit}
+        if trailing_delimiter:
+            parameters["includeTrailingDelimiter"] = "true"
         with self._request("list", f"gs://{bucket}/{prefix}", "list objects"):
             while True:
                 page = self._retry(self._get_json)(url, {key: value for key, value in parameters.items() if value})
@@ -539,9 +542,10 @@ class GCSStorage(Storage):
                 if_generation_match=if_generation_match, retry=self._retry, timeout=self._timeout
             )
 
-    def create_placeholder(self, bucket: str, name: str) -> ObjectStat:
-        """An empty `dir/` object, so an empty directory exists; only if the name is free."""
+    def create_placeholder(self, bucket: str, name: str, metadata: Mapping[str, str] | None = None) -> ObjectStat:
+        """An empty `dir/` object, so an empty directory exists (with its attributes); only if the name is free."""
         blob = self._blob(bucket, name)
+        blob.metadata = dict(metadata) if metadata else None
         with self._request("create", CloudLocation(bucket, name), "create it"):
             blob.upload_from_string(
                 b"",

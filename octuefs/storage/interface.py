@@ -75,10 +75,13 @@ class Storage(UploadSessions, Protocol):
         delimiter: str | None = None,
         page_size: int | None = None,
         limit: int | None = None,
+        trailing_delimiter: bool = False,
     ) -> Listing:
         """Objects under `prefix` in name order (with `delimiter`, names holding it after the prefix roll
         up into sorted `prefixes`), through every page of `page_size` entries, or stopping at the first
-        page that brings the entries to `limit`."""
+        page that brings the entries to `limit`. With `trailing_delimiter` (GCS's
+        includeTrailingDelimiter), an object whose name ends at its first delimiter (a directory's
+        placeholder) is among the objects too, with its metadata."""
         ...
 
     def read_range(self, stat: ObjectStat, start: int, end: int) -> bytes:
@@ -136,8 +139,9 @@ class Storage(UploadSessions, Protocol):
 
     def delete(self, bucket: str, name: str, if_generation_match: int | None) -> None: ...
 
-    def create_placeholder(self, bucket: str, name: str) -> ObjectStat:
-        """An empty `dir/` object marking an empty directory, only if the name is free."""
+    def create_placeholder(self, bucket: str, name: str, metadata: Mapping[str, str] | None = None) -> ObjectStat:
+        """An empty `dir/` object marking a directory (and carrying its attributes in `metadata`), only
+        if the name is free."""
         ...
 
     def create_small(self, bucket: str, name: str, data: bytes, metadata: Mapping[str, str]) -> ObjectStat:

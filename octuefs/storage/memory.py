@@ -229,6 +229,7 @@ class MemoryStorage(Storage):
         delimiter: str | None = None,
         page_size: int | None = None,
         limit: int | None = None,
+        trailing_delimiter: bool = False,
     ) -> Listing:
         with self._call("list"), self._lock:
             objects = self._bucket(bucket, f"gs://{bucket}/{prefix}", "list objects")
@@ -237,8 +238,10 @@ class MemoryStorage(Storage):
                 cut = name.find(delimiter, len(prefix)) if delimiter else -1
                 if cut < 0:
                     entries[name] = objects[name].stat(bucket, name)
-                else:
-                    entries.setdefault(name[: cut + len(delimiter or "")], None)
+                    continue
+                entries.setdefault(name[: cut + len(delimiter or "")], None)
+                if trailing_delimiter and cut + len(delimiter or "") == len(name):
+                    entries[name + "\0"] = objects[name].stat(bucket, name)  # both an object and a prefix
         found: list[ObjectStat] = []
         prefixes: list[str] = []
         ordered = sorted(entries.items())
@@ -363,9 +366,10 @@ class MemoryStorage(Storage):
                 raise refused(location, "delete it")
             del objects[name]
 
-    def create_placeholder(self, bucket: str, name: str) -> ObjectStat:
+    def create_placeholder(self, bucket: str, name: str, metadata: Mapping[str, str] | None = None) -> ObjectStat:
         with self._call("create_placeholder"), self._lock:
-            return self._store(CloudLocation(bucket, name), b"", "application/x-directory", {}, 0, "create it")
+            location = CloudLocation(bucket, name)
+            return self._store(location, b"", "application/x-directory", metadata or {}, 0, "create it")
 
     def create_small(self, bucket: str, name: str, data: bytes, metadata: Mapping[str, str]) -> ObjectStat:
         with self._call("create_small"), self._lock:

@@ -277,6 +277,22 @@ def test_a_listing_pages_and_rolls_names_up_into_prefixes(subject) -> None:
     assert storage.list(subject.bucket, "nothing/", delimiter="/").objects == []
 
 
+def test_a_listing_with_trailing_delimiters_holds_the_placeholders_with_their_metadata(subject) -> None:
+    storage = subject.storage
+    storage.create_placeholder(subject.bucket, "top/made/", {"goog-reserved-posix-mode": "700"})
+    storage.create_placeholder(subject.bucket, "top/")
+    for name in ("top/made/inside", "top/bare/inside", "top/file"):
+        subject.put(name, b"x")
+
+    plain = storage.list(subject.bucket, "top/", delimiter="/")
+    trailing = storage.list(subject.bucket, "top/", delimiter="/", trailing_delimiter=True)
+
+    assert [stat.name for stat in plain.objects] == ["top/", "top/file"]
+    assert [stat.name for stat in trailing.objects] == ["top/", "top/file", "top/made/"]
+    assert trailing.objects[2].metadata == {"goog-reserved-posix-mode": "700"}
+    assert plain.prefixes == trailing.prefixes == ["top/bare/", "top/made/"]
+
+
 def test_a_limited_listing_stops_at_its_first_full_page(subject) -> None:
     for name in ("d/a", "d/b", "d/c", "d/e/f"):
         subject.put(name, b"x")

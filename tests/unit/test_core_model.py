@@ -260,7 +260,7 @@ class CoreModel(RuleBasedStateMachine):
 
         async def mkdir() -> None:
             parent, name = await self._parent(directory)
-            await self.core.namespace.mkdir(parent, name)
+            await self.core.namespace.mkdir(parent, name, 0o755, 1000, 1000)
 
         self.run(mkdir)
         self.directories.add(directory)

@@ -12,7 +12,8 @@ import pytest
 from octuefs.fs import posix
 from octuefs.fs.config import MountConfig
 
-DEFAULT = posix.PosixAttributes(mode=0o644, uid=1000, gid=1000, mtime_ns=5 * 10**9)
+DEFAULT = posix.PosixAttributes(0o644, 1000, 1000, mtime_ns=5 * 10**9, ctime_ns=5 * 10**9, atime_ns=5 * 10**9)
+SHOWN_UNTRUSTED = posix.TIME_KEYS | {posix.MODE_KEY}
 TRUSTED = posix.Shown(frozenset(posix.KEYS), 0o1777)
 
 
@@ -21,11 +22,31 @@ def config(**options: object) -> MountConfig:
 
 
 def test_by_default_stored_modes_only_narrow_the_mounts_and_trust_yields_to_given_options() -> None:
-    assert posix.shown(config()) == posix.Shown(frozenset({posix.MTIME_KEY, posix.MODE_KEY}), 0o644)
-    assert posix.shown(config(file_mode=0o6750)) == posix.Shown(frozenset({posix.MTIME_KEY, posix.MODE_KEY}), 0o750)
-    assert posix.shown(config(trust_stored_owners=True)) == TRUSTED
+    assert posix.shown(config()) == posix.Shown(SHOWN_UNTRUSTED, 0o644)
+    assert posix.shown(config(file_mode=0o6750)) == posix.Shown(SHOWN_UNTRUSTED, 0o750)
+    assert posix.shown(config(trust_stored_owners=True)) == posix.Shown(TRUSTED.keys | {posix.CTIME_KEY}, 0o1777)
     fixed = config(trust_stored_owners=True, uid=0, file_mode=0o600)
-    assert posix.shown(fixed).keys == {posix.MTIME_KEY, posix.GID_KEY}
+    assert posix.shown(fixed).keys == posix.TIME_KEYS | {posix.GID_KEY}
+
+
+def test_a_directory_is_shown_by_the_same_rules_with_the_mounts_dir_mode() -> None:
+    assert posix.shown(config(dir_mode=0o1775), directory=True) == posix.Shown(SHOWN_UNTRUSTED, 0o1775)
+    assert posix.shown(config(file_mode=0o600, trust_stored_owners=True), directory=True).keys == (
+        TRUSTED.keys | {posix.CTIME_KEY}
+    )
+    fixed = config(dir_mode=0o700, trust_stored_owners=True)
+    assert posix.MODE_KEY not in posix.shown(fixed, directory=True).keys
+    assert posix.MODE_KEY in posix.shown(fixed).keys
+
+
+@pytest.mark.parametrize(
+    ("stored", "ctime_ns"),
+    [({}, 5 * 10**9), ({posix.CTIME_KEY: "9"}, 9 * 10**9), ({posix.CTIME_KEY: "9", posix.MTIME_KEY: "12"}, 12 * 10**9),
+     ({posix.CTIME_KEY: "1"}, 5 * 10**9)],
+)  # fmt: skip
+def test_ctime_is_the_stored_one_but_never_before_the_mtime_or_the_objects_time(stored, ctime_ns) -> None:
+    attributes, unusable = posix.read(stored, DEFAULT, posix.shown(config()))
+    assert (attributes.ctime_ns, unusable) == (ctime_ns, [])
 
 
 @pytest.mark.parametrize(
@@ -56,6 +77,7 @@ def test_by_default_a_stored_mode_can_take_permissions_away_but_never_grant(
         (posix.MODE_KEY, "7777777777777777777777", ("mode", 0o644)),
         (posix.MTIME_KEY, "-86400", ("mtime_ns", -86400 * 10**9)),
         (posix.MTIME_KEY, str(posix.LARGEST_SECONDS + 1), ("mtime_ns", 5 * 10**9)),
+        (posix.ATIME_KEY, "86400", ("atime_ns", 86400 * 10**9)),
     ],
 )
 def test_values_no_attribute_can_hold_show_the_default_and_are_reported(key: str, text: str, shown) -> None:
@@ -75,10 +97,29 @@ def test_chmod_and_create_store_the_mode_always_and_the_owner_only_when_trusted(
     """The mode is stored even untrusted (it is shown narrowed); an owner is stored only if shown."""
     attr, fields = (
         SimpleNamespace(st_mode=0o100600, st_uid=7, st_gid=8, st_mtime_ns=3 * 10**9),
-        SimpleNamespace(update_mode=True, update_uid=True, update_gid=True, update_mtime=False),
+        SimpleNamespace(update_mode=True, update_uid=True, update_gid=True, update_mtime=False, update_atime=False),
     )
-    assert posix.changes(attr, fields, owners=False) == {posix.MODE_KEY: "600"}
-    assert posix.changes(attr, fields, owners=True) == {posix.MODE_KEY: "600", posix.UID_KEY: "7", posix.GID_KEY: "8"}
+    now = 1_700_000_000 * 10**9 + 5
+    assert posix.changes(attr, fields, False, now) == {posix.MODE_KEY: "600", posix.CTIME_KEY: "1700000000"}
+    assert posix.changes(attr, fields, True, now) == {
+        posix.MODE_KEY: "600",
+        posix.UID_KEY: "7",
+        posix.GID_KEY: "8",
+        posix.CTIME_KEY: "1700000000",
+    }
+    touched = SimpleNamespace(
+        update_mode=False, update_uid=False, update_gid=False, update_mtime=True, update_atime=True
+    )
+    times = SimpleNamespace(st_mtime_ns=3 * 10**9 + 7, st_atime_ns=2 * 10**9)
+    assert posix.changes(times, touched, False, now) == {
+        posix.MTIME_KEY: "3",
+        posix.ATIME_KEY: "2",
+        posix.CTIME_KEY: "1700000000",
+    }
+    chown_untrusted = SimpleNamespace(
+        update_mode=False, update_uid=True, update_gid=True, update_mtime=False, update_atime=False
+    )
+    assert posix.changes(attr, chown_untrusted, False, now) == {}  # nothing changed: ctime stays
     assert posix.created(0o100600, 7, 8, DEFAULT, owners=False) == {posix.MODE_KEY: "600"}
     assert posix.created(0o100644, 7, 8, DEFAULT, owners=False) == {}
     assert posix.created(0o100644, 7, 1000, DEFAULT, owners=True) == {posix.UID_KEY: "7"}
