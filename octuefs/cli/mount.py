@@ -43,7 +43,9 @@ OPTIONS = (
     Option("uid", int, "owner of every file (default: the mounting user)"),
     Option("gid", int, "group of every file (default: the mounting user's group)"),
     Option("file_mode", parse_mode, "permission bits of files, octal (default 644); a stored mode only narrows them"),
-    Option("dir_mode", parse_mode, "permission bits of directories, octal (default 755)"),
+    Option(
+        "dir_mode", parse_mode, "permission bits of directories, octal (default 755); a stored mode only narrows them"
+    ),
     Option(
         "trust_stored_owners",
         None,
