@@ -714,8 +714,16 @@ def run_benchmark(
         "--update-doc", nargs="?", const=REPOSITORY / "docs" / "performance.md", type=Path, metavar="FILE",
         help="also replace the results section of FILE (default docs/performance.md) with this run's",
     )  # fmt: skip
+    parser.add_argument(
+        "--rows", type=lambda text: {int(number) for number in text.split(",")}, metavar="N,N",
+        help="run only the workloads that measure these rows (to repeat a row; --update-doc wants them all)",
+    )  # fmt: skip
     arguments = parser.parse_args(argv)
     sizes = quick if arguments.quick else full
+    if arguments.rows and arguments.update_doc:
+        parser.error("--update-doc replaces every row's results: run all rows (no --rows)")
+    if arguments.rows:
+        workloads = [workload for workload in workloads if arguments.rows & set(workload[0])]
     title = f"octuefs benchmark ({'quick' if arguments.quick else 'full'} sizes, {time.strftime('%Y-%m-%d')})"
     machine = machine_description()
     started = time.monotonic()

@@ -186,6 +186,12 @@ class ChunkCache:
         with self._lock:
             return file_name in self._lru or file_name in self._memory
 
+    def held_or_coming(self, key: ChunkKey, index: int) -> bool:
+        """Cached, or being fetched by some reader: asking for it costs no request of one's own."""
+        file_name = self._file_name(key, index)
+        with self._lock:
+            return file_name in self._lru or file_name in self._memory or file_name in self._in_flight
+
     def get_from_memory(self, key: ChunkKey, index: int) -> bytes | None:
         """The chunk if it is in the memory layer; never touches the disk, so it never blocks."""
         file_name = self._file_name(key, index)

@@ -266,8 +266,9 @@ class BucketOperations(pyfuse3.Operations):
         reader = self._reader_of(handle)
         data = reader.read_from_memory(offset, size)
         if data is None:
+            fetch = reader.read_scattered if handle.looks_random(offset, size) else reader.read
             try:
-                data = await self.core.workers.blocking(reader.read, offset, size)
+                data = await self.core.workers.blocking(fetch, offset, size)
             except CloudObjectNotFound as error:
                 # The generation this file was opened at was replaced or deleted meanwhile.
                 raise StaleObject(str(error)) from None
