@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 # Readahead fetches up to this many chunks with one ranged GET: large ranges cost the server and
 # the client far less per byte than 1 MiB ones.
-SPAN_CHUNKS = 8
+SPAN_CHUNKS = int(__import__("os").environ.get("SPAN", "8"))
 # Reads in sequence count as a stream, worth reading ahead of, past this many chunks: the kernel sends
 # reads of up to 1 MiB, and h5py reading two neighbouring HDF5 chunks of 512 KiB sends 1.5 MiB in sequence.
 STREAM_CHUNKS = 2
