@@ -28,12 +28,18 @@ def pread_all(path, offsets: list[int]) -> list[bytes]:
         os.close(descriptor)
 
 
-def test_random_4_KiB_reads_fetch_4_KiB_each_after_the_first(mount, bucket, proxy):
-    content = os.urandom(8 * MiB)
+def object_looked_up(mount, bucket, proxy, size: int, **options):
+    """A fresh mount that has looked up `big.bin` of `size` random bytes; the proxy counts from here."""
+    content = os.urandom(size)
     bucket.blob("big.bin").upload_from_string(content)
-    mounted = mount()
+    mounted = mount(**options)
     mounted.sh("stat", mounted / "big.bin")
     proxy.reset()
+    return mounted, content
+
+
+def test_random_4_KiB_reads_fetch_4_KiB_each_after_the_first(mount, bucket, proxy):
+    mounted, content = object_looked_up(mount, bucket, proxy, 8 * MiB)
     offsets = [3 * MiB + 2 * PAGE, 6 * MiB + 5 * PAGE, MiB + 7 * PAGE, 7 * MiB]
 
     found = mounted.call(pread_all, mounted / "big.bin", offsets)
@@ -44,11 +50,7 @@ def test_random_4_KiB_reads_fetch_4_KiB_each_after_the_first(mount, bucket, prox
 
 
 def test_a_read_from_the_start_fetches_whole_chunks(mount, bucket, proxy):
-    content = os.urandom(3 * MiB)
-    bucket.blob("big.bin").upload_from_string(content)
-    mounted = mount()
-    mounted.sh("stat", mounted / "big.bin")
-    proxy.reset()
+    mounted, content = object_looked_up(mount, bucket, proxy, 3 * MiB)
 
     assert mounted.call(pread_all, mounted / "big.bin", [0]) == [content[:PAGE]]
 
@@ -56,10 +58,8 @@ def test_a_read_from_the_start_fetches_whole_chunks(mount, bucket, proxy):
 
 
 def test_a_random_read_of_a_cached_chunk_fetches_nothing(mount, bucket, proxy, tmp_path):
-    content = os.urandom(3 * MiB)
-    bucket.blob("big.bin").upload_from_string(content)
     cache_dir = tmp_path / "shared-cache"
-    first = mount(cache_dir=cache_dir)
+    first, content = object_looked_up(mount, bucket, proxy, 3 * MiB, cache_dir=cache_dir)
     assert first.read_bytes("big.bin") == content
     assert first.unmount().returncode == 0
     second = mount(cache_dir=cache_dir)  # a fresh page cache, the chunks on the cache disk
