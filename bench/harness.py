@@ -463,6 +463,16 @@ def is_mounted(path: Path) -> bool:
     return False
 
 
+def peak_rss(pid: int | None) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes; 0 when it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return 0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
 def process_alive(pid: int) -> bool:
     """True while `pid` runs; a zombie (exited, not yet reaped by its new parent) counts as gone."""
     try:
