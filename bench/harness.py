@@ -463,6 +463,16 @@ def is_mounted(path: Path) -> bool:
     return False
 
 
+def peak_rss(pid: int | None) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes; 0 when it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return 0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
 def process_alive(pid: int) -> bool:
     """True while `pid` runs; a zombie (exited, not yet reaped by its new parent) counts as gone."""
     try:
@@ -714,8 +724,16 @@ def run_benchmark(
         "--update-doc", nargs="?", const=REPOSITORY / "docs" / "performance.md", type=Path, metavar="FILE",
         help="also replace the results section of FILE (default docs/performance.md) with this run's",
     )  # fmt: skip
+    parser.add_argument(
+        "--rows", type=lambda text: {int(number) for number in text.split(",")}, metavar="N,N",
+        help="run only the workloads that measure these rows (to repeat a row; --update-doc wants them all)",
+    )  # fmt: skip
     arguments = parser.parse_args(argv)
     sizes = quick if arguments.quick else full
+    if arguments.rows and arguments.update_doc:
+        parser.error("--update-doc replaces every row's results: run all rows (no --rows)")
+    if arguments.rows:
+        workloads = [workload for workload in workloads if arguments.rows & set(workload[0])]
     title = f"octuefs benchmark ({'quick' if arguments.quick else 'full'} sizes, {time.strftime('%Y-%m-%d')})"
     machine = machine_description()
     started = time.monotonic()

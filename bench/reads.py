@@ -28,6 +28,7 @@ from bench.harness import (
     format_rate,
     format_seconds,
     log,
+    peak_rss,
     read_file,
     repeat,
     timed,
@@ -106,8 +107,9 @@ def sequential_reads(env: BenchEnvironment, sizes: Sizes) -> list[Row]:
     read_file(large.source)  # the local baseline reads from the page cache, as a warm mount read may
     local = repeat(sizes.repeats, lambda: timed_read(large.source, size))
 
-    def measure(filesystem: str) -> tuple[list[float], list[float]]:
+    def measure(filesystem: str) -> tuple[list[float], list[float], int]:
         cold: list[float] = []
+        peak = 0
         for attempt in range(sizes.repeats):
             with env.mounted(filesystem, large.bucket.name) as mount:
                 path = mount.mountpoint / large.name
@@ -117,7 +119,8 @@ def sequential_reads(env: BenchEnvironment, sizes: Sizes) -> list[Row]:
                     warm = [timed_read(path, size) for _ in range(sizes.repeats)]
                     if crc32c_of(path) != large.crc32c:
                         raise RuntimeError(f"the bytes read through {filesystem} differ from the object's")
-        return cold, warm
+                peak = max(peak, peak_rss(mount.daemon_pid))
+        return cold, warm, peak
 
     results = env.on_each_filesystem(measure)
 
@@ -139,10 +142,10 @@ def sequential_reads(env: BenchEnvironment, sizes: Sizes) -> list[Row]:
             ],
         )
 
-    return [
-        rate_row(1, "cold sequential read", 0, direct.values, "download_to_filename", "fresh mount and cache each"),
-        rate_row(2, "warm re-read", 1, local.values, "local file", "same mount after a full read"),
-    ]
+    fresh = "fresh mount and cache each"
+    cold_row = rate_row(1, "cold sequential read", 0, direct.values, "download_to_filename", fresh)
+    cold_row.notes += describe(results, lambda result: f"daemon's peak RSS over rows 1-2: {format_bytes(result[2])}")
+    return [cold_row, rate_row(2, "warm re-read", 1, local.values, "local file", "same mount after a full read")]
 
 
 def random_reads(env: BenchEnvironment, sizes: Sizes) -> list[Row]:

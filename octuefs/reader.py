@@ -111,6 +111,15 @@ class ObjectReader:
             )
             self.cache.drop(self.key)
 
+    def read_scattered(self, offset: int, size: int) -> bytes:
+        """A read that looks random (see ReadHandle.looks_random): only the bytes asked for, with one
+        ranged GET, when none of the chunks they span is cached or on its way. A random reader rarely
+        comes back for the rest of a chunk, and a whole chunk takes longer to arrive and to hand over.
+        These bytes are not cached: the kernel's page cache keeps them while the file's generation holds."""
+        if any(self.cache.held_or_coming(self.key, index) for index in self.chunk_range(offset, size)):
+            return self.read(offset, size)
+        return self.storage.read_range(self.stat, offset, offset + size)
+
     def read(self, offset: int, size: int) -> bytes:
         return self._assemble(offset, size, [self.chunk(index) for index in self.chunk_range(offset, size)])
 

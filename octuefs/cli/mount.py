@@ -59,6 +59,12 @@ OPTIONS = (
     Option("foreground", None, "stay in the foreground instead of daemonizing"),
     Option("chunk_size", parse_size, "size of ranged reads and cached chunks (default 1M)"),
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
+    Option(
+        "kernel_readahead",
+        parse_size,
+        "the kernel's readahead for the mount, which bounds its read requests (default 4M; needs root, "
+        "others keep the kernel's 128K)",
+    ),
     Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
     Option(
         "retry_deadline",

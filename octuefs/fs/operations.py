@@ -30,6 +30,7 @@ from octuefs.fs import posix, xattrs
 from octuefs.fs.config import MountConfig
 from octuefs.fs.errno import fuse_errors
 from octuefs.fs.handles import DirHandle, FileHandle, ReadHandle, WriteHandle, prefetch
+from octuefs.fs.readahead import raise_kernel_readahead
 from octuefs.reader import ObjectReader
 from octuefs.storage.interface import Storage
 from octuefs.uploads.uploader import Uploader
@@ -59,6 +60,9 @@ class BucketOperations(pyfuse3.Operations):
         self._handle_numbers = itertools.count(1)
         self.nursery: trio.Nursery | None = None
         self.errors: Counter[str] = Counter()
+        # Sizes of the reads and writes the kernel sent, in KiB: what `max_pages` and the mount's
+        # readahead let through decides how many Python answers a large transfer costs.
+        self.request_sizes: dict[str, Counter[int]] = {"read": Counter(), "write": Counter()}
 
     def statistics(self) -> dict[str, Any]:
         """What `octuefs stats` shows: the server's state, requests by kind, bytes moved, cache use, errors,
@@ -80,10 +84,19 @@ class BucketOperations(pyfuse3.Operations):
                 "max_bytes": self.cache.max_bytes,
             },
             "errors": dict(self.errors),
+            "fuse_request_kib": {kind: dict(sorted(sizes.items())) for kind, sizes in self.request_sizes.items()},
             "open_files": len(self.handles),
             "pending_uploads": len(pending),
             "pending": pending,
         }
+
+    def init(self) -> None:
+        """Called while libfuse answers the kernel's INIT. The answer sets the mount's readahead (to the
+        kernel's 128 KiB), so raising it waits for a task that runs once the answer is sent."""
+        if self.nursery is not None:
+            self.nursery.start_soon(
+                trio.to_thread.run_sync, raise_kernel_readahead, self.config.mountpoint, self.config.kernel_readahead
+            )
 
     # Helpers ---------------------------------------------------------------------------------
 
@@ -242,6 +255,7 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def read(self, fh: int, offset: int, size: int) -> bytes:
+        self.request_sizes["read"][-(-size // 1024)] += 1
         handle = self.handles[fh]
         session = handle.inode.write
         if isinstance(handle, WriteHandle):
@@ -255,8 +269,9 @@ class BucketOperations(pyfuse3.Operations):
         reader = self._reader_of(handle)
         data = reader.read_from_memory(offset, size)
         if data is None:
+            fetch = reader.read_scattered if handle.looks_random(offset, size) else reader.read
             try:
-                data = await self.core.workers.blocking(reader.read, offset, size)
+                data = await self.core.workers.blocking(fetch, offset, size)
             except CloudObjectNotFound as error:
                 # The generation this file was opened at was replaced or deleted meanwhile.
                 raise StaleObject(str(error)) from None
@@ -279,6 +294,7 @@ class BucketOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def write(self, fh: int, offset: int, data: bytes) -> int:
+        self.request_sizes["write"][-(-len(data) // 1024)] += 1
         handle = self.handles[fh]
         assert isinstance(handle, WriteHandle)
         written = await self.files.write(handle.inode, offset, data, handle.append)

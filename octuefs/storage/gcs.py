@@ -256,11 +256,17 @@ class GCSStorage(Storage):
             return blob.generate_signed_url(expiration=expiration, method="GET", version="v4", **options)
 
     def stat(self, bucket: str, name: str) -> ObjectStat | None:
-        """One GET of the object's resource; None when it does not exist."""
+        """One GET of the object's resource; None when it does not exist. Sent as listings are (see
+        `_get_json`): every lookup of a name not listed yet waits for it, and the library's Blob took
+        longer than the request itself (3.2 ms for a lookup on 127.0.0.1)."""
         location = CloudLocation(bucket, name)
+        url = f"{self._client._connection.API_BASE_URL}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
         with self._request("stat", location, "read its metadata"):
-            blob = self._client.bucket(bucket).get_blob(name, retry=self._retry, timeout=self._timeout)
-        return _stat_of(blob) if blob is not None else None
+            try:
+                resource = self._retry(self._get_json)(url, {"projection": "noAcl"})
+            except api_exceptions.NotFound:
+                return None
+        return ObjectStat.from_resource(bucket, resource)
 
     def list(
         self,

@@ -318,3 +318,17 @@ def test_a_chunk_delivered_while_a_reader_misses_it_on_disk_stays_cached(tmp_pat
 
     assert found == [b"d" * CHUNK]
     assert cache.claim(key, [0]) == Claim({}, {})
+
+
+def test_background_chunk_writes_run_at_the_lowest_cpu_priority(tmp_path: Path) -> None:
+    cache = ChunkCache(tmp_path, 10 * CHUNK)
+    key = ChunkKey.of(stat_of(b"z" * CHUNK), CHUNK)
+    priorities: list[int] = []
+
+    def written() -> None:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    cache.persist_soon(key, 0, b"z" * CHUNK, "gs://bucket/data/object.bin", then=written)
+    cache.close()
+    assert priorities == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19  # the caller's own is unchanged
