@@ -15,6 +15,7 @@ from google.cloud import storage
 
 import octuefs
 from octuefs.local_server import GCSServer, start_server
+from octuefs.storage.gcs import get_storage
 from tests.support.http_proxy import CountingProxy
 
 REQUIRE_ALL = os.environ.get("OCTUEFS_REQUIRE_ALL") == "1"
@@ -75,6 +76,11 @@ def gcs(gcs_server: GCSServer) -> storage.Client:
 @pytest.fixture
 def bucket(gcs: storage.Client, proxy: CountingProxy) -> Iterator[storage.Bucket]:
     created = gcs.create_bucket(f"test-{uuid.uuid4().hex[:16]}")
+    proxy.reset()
+    # The process's one client and its circuit breaker outlive each test: a test that took the server
+    # away may leave it thought lost (or failing since then) until its probe runs. One answered request
+    # (the start-up check, which is sent even then) tells it the server is back, as a mount's would.
+    assert get_storage().bucket_exists(created.name)
     proxy.reset()
     yield created
     proxy.reset()

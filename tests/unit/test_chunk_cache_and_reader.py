@@ -129,10 +129,14 @@ def test_a_fully_cached_object_that_fails_its_crc32c_is_dropped(tmp_path: Path) 
     reader = ObjectReader(stat_of(content), cache, storage, CHUNK)  # type: ignore[arg-type]
 
     reader.fetch_span(0, 2)
-
-    deadline = time.monotonic() + 5  # chunks go to disk in the background, and the check runs after
+    # Chunks go to disk in the background (polling for "no chunk files" before they were all written
+    # passed before a niced writer had even started), then the check runs in a thread of its own: once
+    # every write is done, the chunks can only go away.
+    cache.close()
+    deadline = time.monotonic() + 30
     while (cache.cached_indices(reader.key) or any((tmp_path / "chunks").glob("*/*"))) and time.monotonic() < deadline:
         time.sleep(0.01)
+
     assert cache.cached_indices(reader.key) == frozenset()
     assert list((tmp_path / "chunks").glob("*/*")) == []
 
