@@ -57,7 +57,8 @@ OPTIONS = (
     Option("foreground", None, "stay in the foreground instead of daemonizing"),
     Option("chunk_size", parse_size, "size of ranged reads and cached chunks (default 1M)"),
     Option("max_readahead", parse_size, "how far ahead sequential reads are fetched (default 32M)"),
-    Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
+    Option("metrics_port", int, "serve Prometheus metrics on ADDRESS:PORT/metrics"),
+    Option("metrics_address", str, "address the metrics are served on (default 127.0.0.1; 0.0.0.0 in a pod)"),
     Option(
         "retry_deadline",
         float,
