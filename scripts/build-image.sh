@@ -43,7 +43,7 @@ fi
 inputs_hash() {
     {
         podman image inspect --format '{{.Id}}' "$base"
-        find Containerfile .containerignore deploy/container pyproject.toml README.md octuefs \
+        find Containerfile .containerignore scripts/build-image.sh deploy/container pyproject.toml README.md octuefs \
             -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     } | sha256sum | cut -c1-16
 }
@@ -53,6 +53,6 @@ if ! podman image exists "$image"; then
     echo "build-image: building $image from $base" >&2
     rm -rf build/wheels
     "${PYTHON:-python3}" -m pip wheel --quiet --wheel-dir build/wheels . >&2
-    podman build --network host --build-arg "BASE=$base" --tag "$image" --file Containerfile . >&2
+    podman build --format docker --network host --build-arg "BASE=$base" --tag "$image" --file Containerfile . >&2
 fi
 echo "$image"
