@@ -2,7 +2,8 @@
 
 The image is built once per session, and not at all when one built from the same inputs exists (the
 script tags it by their hash). Every container runs with /dev/fuse and CAP_SYS_ADMIN only, on the
-host's network (`--network host`) so that it reaches the session's storage server on 127.0.0.1, and
+host's network (`--network host`) so that it reaches the session's storage server (through the
+suite's counting proxy) on 127.0.0.1, and
 is removed by its unique name at teardown; mounts that propagated to the host are detached too.
 Without podman these tests skip, or fail under OCTUEFS_REQUIRE_ALL=1.
 """
@@ -22,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from octuefs.local_server import GCSServer
+from octuefs.local_server import free_port
 from tests.conftest import unavailable
 from tests.mount.conftest import require_fuse
+from tests.support.http_proxy import CountingProxy
 
 REPOSITORY = Path(__file__).parents[2]
 BUILD_TIMEOUT = 900.0
@@ -69,6 +71,7 @@ def image() -> str:
 class Container:
     name: str
     cache: Path | None = None  # the host directory holding its cache, when it has one
+    metrics_port: int | None = None  # on the host's loopback (the container shares the host's network)
 
     def exec(self, *command: str, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
         return podman("exec", self.name, *command, timeout=timeout)
@@ -86,15 +89,16 @@ class Container:
         )
 
     @property
-    def log_records(self) -> list[dict]:
-        """The daemon's JSON log lines (--log-format json on stdout/stderr)."""
+    def output(self) -> str:
+        """All the container wrote (a traceback too, should the daemon die)."""
         result = podman("logs", self.name)
-        lines = (result.stdout + result.stderr).decode(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        return (result.stdout + result.stderr).decode(errors="replace")
 
     @property
     def log(self) -> str:
-        return "\n".join(record["message"] for record in self.log_records)
+        """The messages of the daemon's log lines (--log-format json: one JSON object a line)."""
+        lines = self.output.splitlines()
+        return "\n".join(json.loads(line)["message"] for line in lines if line.startswith("{"))
 
     def state(self) -> dict:
         return json.loads(checked(podman("inspect", "--format", "{{json .State}}", self.name)).stdout)
@@ -108,7 +112,7 @@ class Container:
         deadline = time.monotonic() + seconds
         while self.exec("octuefs", "stats", "--json", mountpoint).returncode != 0:
             if not self.state()["Running"] or time.monotonic() > deadline:
-                pytest.fail(f"{self.name} did not mount within {seconds} s:\n{self.log[-4000:]}")
+                pytest.fail(f"{self.name} did not mount within {seconds} s:\n{self.output[-4000:]}")
             time.sleep(0.2)
 
 
@@ -135,18 +139,19 @@ class Containers:
         """An octuefs container mounting `bucket` at `mountpoint`, its cache in a host directory of its own."""
         cache = self.base / f"cache-{len(self.started)}"
         cache.mkdir(mode=0o700)
+        port = free_port()  # containers on the host's network cannot all have the image's default port
         container = self.run(
             "--network", "host", *ACCESS, "--volume", f"{cache}:/var/cache/octuefs",
-            "--env", f"OCTUEFS_MOUNTPOINT={mountpoint}", *options,
+            "--env", f"OCTUEFS_MOUNTPOINT={mountpoint}", "--env", f"OCTUEFS_METRICS_PORT={port}", *options,
             arguments=(bucket, "--endpoint", self.endpoint, *arguments),
         )  # fmt: skip
-        container.cache = cache
+        container.cache, container.metrics_port = cache, port
         container.wait_mounted(mountpoint)
         return container
 
     def cleanup(self) -> None:
         for container in self.started:
-            print(f"--- log of {container.name} ---\n{container.log[-3000:]}")
+            print(f"--- output of {container.name} ---\n{container.output[-3000:]}")
             podman("rm", "--force", "--time", "5", container.name)
         for path in reversed(self.host_mounts):
             subprocess.run(["fusermount3", "-u", "-z", path / "bucket"], capture_output=True, timeout=10)
@@ -154,8 +159,9 @@ class Containers:
 
 
 @pytest.fixture
-def containers(image: str, gcs_server: GCSServer, bucket, tmp_path: Path) -> Iterator[Containers]:
-    started = Containers(image, gcs_server.url, tmp_path)
+def containers(image: str, proxy: CountingProxy, bucket, tmp_path: Path) -> Iterator[Containers]:
+    """Through the suite's proxy, as every mount test: it enforces the preconditions the emulator ignores."""
+    started = Containers(image, proxy.url, tmp_path)
     try:
         yield started
     finally:
