@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from octuefs.resources import Dataset, Datafile
+from octuefs.resources import Datafile, Dataset
 
 
 def share(files: list[Datafile], index: int, count: int) -> list[Datafile]:
