@@ -134,11 +134,18 @@ class Containers:
         return container
 
     def mount(
-        self, bucket: str, *options: str, mountpoint: str = MOUNTPOINT, arguments: tuple[str, ...] = ()
+        self,
+        bucket: str,
+        *options: str,
+        mountpoint: str = MOUNTPOINT,
+        arguments: tuple[str, ...] = (),
+        cache: Path | None = None,
     ) -> Container:
-        """An octuefs container mounting `bucket` at `mountpoint`, its cache in a host directory of its own."""
-        cache = self.base / f"cache-{len(self.started)}"
-        cache.mkdir(mode=0o700)
+        """An octuefs container mounting `bucket` at `mountpoint`, its cache in a host directory: a new one,
+        or `cache` (another container's, as a restarted pod keeps its volume)."""
+        if cache is None:
+            cache = self.base / f"cache-{len(self.started)}"
+            cache.mkdir(mode=0o700)
         port = free_port()  # containers on the host's network cannot all have the image's default port
         container = self.run(
             "--network", "host", *ACCESS, "--volume", f"{cache}:/var/cache/octuefs",

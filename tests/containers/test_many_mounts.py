@@ -37,6 +37,12 @@ try:
 except OSError as error:
     print(json.dumps({"errno": error.errno}))
 """
+WRITE_AND_CLOSE = """
+import os, sys
+descriptor = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(descriptor, sys.argv[2].encode())
+os.close(descriptor)
+"""
 
 
 @pytest.fixture
@@ -160,3 +166,26 @@ def test_sigterm_to_one_container_unmounts_it_cleanly_and_the_others_go_on(fleet
     assert bucket.blob("last.txt").download_as_bytes() == b"last words\n"
     for mounted in others:
         eventually(lambda mounted=mounted: mounted.exec("cat", f"{MOUNTPOINT}/last.txt").stdout == b"last words\n")
+
+
+def test_sigterm_while_the_server_is_away_keeps_the_staged_write_for_the_next_container(containers, bucket, proxy):
+    """The pod-restart story: a container stopped with a file not yet uploaded leaves it staged in its
+    cache volume; the next container on that volume sends it once the server answers."""
+    bucket.blob("keep/.keep").upload_from_string(b"")
+    first = containers.mount(bucket.name, arguments=("--retry-deadline", "2", "--stop-timeout", "3"))
+    first.sh(f"ls {MOUNTPOINT}/keep")  # known before the server goes: a create needs its folder looked up
+    proxy.down(lasting=120)
+    try:
+        # Python, not a shell redirection: shells do not report a failed close().
+        closed = first.exec("python3", "-c", WRITE_AND_CLOSE, f"{MOUNTPOINT}/keep/offline.txt", "written offline\n")
+        assert closed.returncode != 0 and b"Input/output error" in closed.stderr, "close() reports the failed upload"
+        first.stop()
+    finally:
+        proxy.up()
+    assert first.state()["ExitCode"] == 0 and f"unmounted {MOUNTPOINT}" in first.log
+    assert bucket.get_blob("keep/offline.txt") is None
+    assert list((first.cache / "staging").glob("*.data")), "the staged bytes stayed in the cache volume"
+
+    containers.mount(bucket.name, cache=first.cache)
+    eventually(lambda: bucket.get_blob("keep/offline.txt") is not None, seconds=30)
+    assert bucket.blob("keep/offline.txt").download_as_bytes() == b"written offline\n"
