@@ -2,13 +2,14 @@
 # Install octuefs and everything it needs into ./.venv (idempotent; re-running is fast).
 # As root on Debian/Ubuntu it also installs the system packages: fuse3 (mount helper), libfuse3-dev and
 # pkg-config (to build pyfuse3), attr (getfattr/setfattr), python3-venv, rsync, git and vim (the tools the
-# mount tests drive), and rclone (the benchmark's comparison; only installed as root, never asked of other users).
+# mount tests drive), and as root only (never asked of other users) rclone (the benchmark's comparison) and
+# podman, runc and debootstrap (scripts/build-image.sh and the container tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 system_packages=(fuse3 libfuse3-dev pkg-config attr gcc python3-dev python3-venv rsync git vim)
 if [ "$(id -u)" = 0 ]; then
-    system_packages+=(rclone)
+    system_packages+=(rclone podman runc debootstrap)
 fi
 
 missing_system_packages() {

@@ -65,7 +65,8 @@ OPTIONS = (
         "the kernel's readahead for the mount, which bounds its read requests (default 4M; needs root, "
         "others keep the kernel's 128K)",
     ),
-    Option("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT/metrics"),
+    Option("metrics_port", int, "serve Prometheus metrics on ADDRESS:PORT/metrics"),
+    Option("metrics_address", str, "address the metrics are served on (default 127.0.0.1; 0.0.0.0 in a pod)"),
     Option(
         "retry_deadline",
         float,

@@ -92,6 +92,9 @@ class MountConfig:
     # On SIGTERM, SIGINT or SIGHUP: how long operations in progress (uploads) may take to finish.
     stop_timeout: float = 20.0
     metrics_port: int | None = None
+    # Loopback unless asked: the counters name no secrets, but a mount should not open a port to the network
+    # by itself. In a container, Prometheus reaches the pod's address, so the image binds 0.0.0.0.
+    metrics_address: str = "127.0.0.1"
     # Show stored owners, and stored modes as they are (see fs/posix.py); off, a bucket only takes away.
     trust_stored_owners: bool = False
     # The options the user gave (not defaults): a given uid, gid or file_mode wins over stored values.

@@ -184,7 +184,7 @@ def serve(config: MountConfig, notify_ready: Callable[[], None]) -> NoReturn:
         write_pid_file(record)
         logger.info("mounted %s at %s (cache %s)", config.source, config.mountpoint, config.resolved_cache_dir)
         if config.metrics_port:
-            metrics = serve_metrics(config.metrics_port, operations.statistics)
+            metrics = serve_metrics(config.metrics_address, config.metrics_port, operations.statistics)
         notify_ready()
         notify_systemd(f"READY=1\nSTATUS=serving {config.source}\nMAINPID={os.getpid()}")
         trio.run(_serve, operations, stop, config.stop_timeout)

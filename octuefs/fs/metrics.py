@@ -1,4 +1,5 @@
-"""The mount's counters in Prometheus text format, served on 127.0.0.1 when `--metrics-port` is given."""
+"""The mount's counters in Prometheus text format, served when `--metrics-port` is given (on 127.0.0.1 unless
+`--metrics-address` says otherwise)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def prometheus_text(statistics: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve_metrics(port: int, statistics: Callable[[], dict[str, Any]]) -> ThreadingHTTPServer:
-    """Serve GET /metrics on 127.0.0.1:port from a daemon thread; the caller shuts it down."""
+def serve_metrics(address: str, port: int, statistics: Callable[[], dict[str, Any]]) -> ThreadingHTTPServer:
+    """Serve GET /metrics on address:port from a daemon thread; the caller shuts it down."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -76,7 +77,7 @@ def serve_metrics(port: int, statistics: Callable[[], dict[str, Any]]) -> Thread
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("metrics: " + format, *args)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((address, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -112,3 +113,15 @@ def test_json_log_lines_carry_each_operation_as_fields(mount, bucket):
 def test_an_unknown_log_format_is_refused_before_mounting(mount, tmp_path):
     result = run(*CLI, "mount", "some-bucket", tmp_path, "--log-format", "xml")
     assert result.returncode != 0 and b"log format 'xml'" in result.stderr
+
+
+def test_metrics_are_served_on_the_address_asked_for_and_only_there(mount, bucket):
+    """A pod's Prometheus reaches the pod's address, not its loopback: --metrics-address moves the port
+    (127.0.0.2 stands for that address here; Linux answers all of 127/8 on loopback)."""
+    port = free_port()
+    mount("", "--metrics-port", str(port), "--metrics-address", "127.0.0.2")
+
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=10) as response:
+        assert "octuefs_pending_uploads 0" in response.read().decode()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
