@@ -116,18 +116,21 @@ class Files(CoreParts):
     def pending_under(self, path: str) -> list[Inode]:
         return [inode for inode in self.pending() if inode.path.startswith(path + "/")]
 
-    def unsent(self) -> dict[str, dict[str, str | int]]:
-        """Files holding bytes or attributes their object lacks, by location: how their upload stands,
-        how many handles hold them open and where their bytes are kept (what `octuefs stats` shows and
-        `octuefs unmount` waits for)."""
+    def unsent_inodes(self) -> list[Inode]:
+        """Files holding bytes or attributes their object lacks (an unlinked file's are never sent)."""
+        return [inode for inode in self.inodes.writing() if inode.write is not None and inode.write.dirty]
+
+    def unsent(self, describe: Callable[[Inode], str] | None = None) -> dict[str, dict[str, str | int]]:
+        """The unsent files by location: how their upload stands (its `WriteStatus`, or what `describe`
+        says of it), how many handles hold them open and where their bytes are kept (what `octuefs stats`
+        shows and `octuefs unmount` waits for)."""
         return {
             self.location(inode): {
-                "status": inode.write.status.value,
+                "status": describe(inode) if describe else inode.write.status.value,
                 "open": inode.write.holders,
                 "staged": str(inode.write.staged.data_path),
             }
-            for inode in self.inodes.writing()
-            if inode.write is not None and inode.write.dirty
+            for inode in self.unsent_inodes()
         }
 
     def settle(self) -> None:

@@ -183,15 +183,14 @@ class Lander:
         waiting.due = time.monotonic() + self._wait_after(waiting)
 
     def states(self) -> dict[str, str]:
-        """Every file with bytes not uploaded yet, by cloud path, with where it stands (`octuefs stats`)."""
-        now = time.monotonic()
-        return {
-            self.files.location(inode): self._state(inode, inode.write, now)
-            for inode in self.files.pending()
-            if inode.write is not None and inode.write.dirty
-        }
+        """Every file with bytes not uploaded yet, by cloud path, with where it stands."""
+        return {self.files.location(inode): self.describe(inode) for inode in self.files.unsent_inodes()}
 
-    def _state(self, inode: Inode, session: WriteSession, now: float) -> str:
+    def describe(self, inode: Inode) -> str:
+        """Where an unsent file's upload stands, in words (`octuefs stats`)."""
+        session = inode.write
+        assert session is not None, "only files being written are unsent"
+        now = time.monotonic()
         uploading = session.status is WriteStatus.UPLOADING
         if session.holders > 0:
             return "uploading" if uploading else "open for writing"

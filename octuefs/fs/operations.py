@@ -68,11 +68,7 @@ class BucketOperations(pyfuse3.Operations):
         """What `octuefs stats` shows: the server's state, requests by kind, bytes moved, cache use, errors,
         pending uploads (each file not uploaded yet, by cloud path: where it stands, how many handles hold
         it open, where its bytes are kept)."""
-        described = self.core.lander.states()
-        pending = {
-            location: {**state, "status": described.get(location, state["status"])}
-            for location, state in self.files.unsent().items()
-        }
+        pending = self.files.unsent(self.core.lander.describe)
         return {
             "source": self.config.source,
             "server": self.storage.health.snapshot(),
