@@ -14,22 +14,26 @@ from tests.conftest import unavailable
 from tests.mount.conftest import is_mount, processes_mentioning
 
 
+def run_demo(*arguments: str, timeout: float = 100, **environment: str) -> subprocess.CompletedProcess[str]:
+    """`octuefs demo --no-wait ARGUMENTS`, with its own server (not the suite's), and `environment` added."""
+    variables = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    return subprocess.run(
+        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**variables, **environment},
+    )
+
+
 @pytest.mark.timeout(120)
 def test_demo_mounts_samples_with_metadata_and_stops(gcs_server, tmp_path) -> None:
     if not os.path.exists("/dev/fuse"):
         unavailable("/dev/fuse does not exist")
-    environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
     temporary = tmp_path / "tmp"  # where the demo makes its cache folder, to see that it goes
     temporary.mkdir()
-    environment["TMPDIR"] = str(temporary)
     mountpoint = tmp_path / "demo"
-    result = subprocess.run(
-        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--mountpoint", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        env=environment,
-    )
+    result = run_demo("--mountpoint", str(mountpoint), TMPDIR=str(temporary))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     readings = next(line for line in lines if line.startswith("tables/readings.csv"))
@@ -57,14 +61,7 @@ def test_demo_seeds_from_a_folder_with_its_octue_metadata(gcs_server, tmp_path) 
     (data / "runs" / "a.csv").write_text("x\n1\n")
     (data / "notes.txt").write_text("hello\n")
     Datafile(data / "runs" / "a.csv", tags={"run": 7}, labels={"Field"}).update_metadata()
-    environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
-    result = subprocess.run(
-        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--no-mount", "--data", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        env=environment,
-    )
+    result = run_demo("--no-mount", "--data", str(data))
     assert result.returncode == 0, result.stderr
     assert "seeding" not in result.stderr  # the progress bar is for terminals only
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("runs/", "notes"))}
@@ -72,13 +69,7 @@ def test_demo_seeds_from_a_folder_with_its_octue_metadata(gcs_server, tmp_path) 
     assert "field" in rows["runs/a.csv"] and "run=7" in rows["runs/a.csv"]
     assert not any(".octue" in line for line in result.stdout.splitlines() if line.startswith("runs/"))
 
-    missing = subprocess.run(
-        [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--data", str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-    )
+    missing = run_demo("--data", str(tmp_path / "nowhere"), timeout=60)
     assert missing.returncode == 1 and "nowhere" in missing.stderr
 
 
@@ -89,15 +80,8 @@ def test_demo_over_a_symlinked_mountpoint_leaves_no_daemon(gcs_server, tmp_path)
     real, link = tmp_path / "real", tmp_path / "link"
     real.mkdir()
     link.symlink_to(real)
-    environment = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "octuefs.cli.main", "demo", "--no-wait", "--mountpoint", str(link)],
-            capture_output=True,
-            text=True,
-            timeout=100,
-            env=environment,
-        )
+        result = run_demo("--mountpoint", str(link))
         assert result.returncode == 0, result.stderr
         assert f"Mounted gs://octuefs-demo at {real}" in result.stdout
         assert not is_mount(real)
